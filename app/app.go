@@ -1,0 +1,140 @@
+// Package app assembles the gateway from a Config: the upstream client, the
+// Fiber application with its routes, and the server lifecycle, from
+// listening to a graceful drain on shutdown. Tests build it with New and
+// serve it on a 127.0.0.1:0 listener, exactly as main does.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/routes"
+	"github.com/atenex/gateway/upstream"
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// Server buffer sizes. The read buffer bounds the request line plus
+// headers; the write buffer lets a streamed download leave in 32 KiB writes.
+const (
+	maxHeaderBytes  = 16 << 10
+	writeBufferSize = 32 << 10
+	// prefetchLimit is how much of a request body is read before the
+	// handler runs. Bodies up to it arrive in one piece; larger ones stream
+	// with at most this much held per request.
+	prefetchLimit = 16 << 10
+	// poolTimeout is how long a request waits for a free upstream
+	// connection when all are busy.
+	poolTimeout = 5 * time.Second
+)
+
+// App is one gateway instance.
+type App struct {
+	cfg      config.Config
+	log      *slog.Logger
+	fiber    *fiber.App
+	upstream *fasthttp.HostClient
+	// draining is set once shutdown has begun; /health then answers 503.
+	draining atomic.Bool
+}
+
+// New builds a gateway from cfg, which must come from config.Load (or be
+// as valid). Nothing listens until Serve.
+func New(cfg config.Config, log *slog.Logger) *App {
+	a := &App{cfg: cfg, log: log.With(slog.String("logger", "gateway.app"))}
+	a.upstream = upstream.NewClient(upstream.Options{
+		URL:             cfg.IngestURL,
+		Timeout:         cfg.UpstreamTimeout,
+		ConnectTimeout:  cfg.UpstreamConnectTimeout,
+		IdleConnTimeout: cfg.UpstreamIdleConnTimeout,
+		MaxConns:        cfg.UpstreamMaxConns,
+		PoolTimeout:     poolTimeout,
+	})
+	a.fiber = fiber.New(fiber.Config{
+		AppName:               cfg.ProjectName,
+		DisableStartupMessage: true,
+		CaseSensitive:         true,
+		StrictRouting:         true,
+		// Both switches are needed for uploads to stream: without the
+		// second, a multipart body is parsed into a form first.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		BodyLimit:                    prefetchLimit,
+		ReadBufferSize:               maxHeaderBytes,
+		WriteBufferSize:              writeBufferSize,
+		ErrorHandler:                 routes.ErrorHandler(log),
+	})
+	// Idle keep-alive connections must not hold shutdown open.
+	a.fiber.Server().CloseOnShutdown = true
+	a.fiber.Server().ErrorHandler = routes.ServerErrorHandler(log)
+	routes.Register(a.fiber, routes.Deps{
+		ProjectName:    cfg.ProjectName,
+		APIPrefix:      cfg.APIPrefix,
+		AllowedOrigins: cfg.AllowedOrigins(),
+		Upstream:       a.upstream,
+		Health:         a.healthProblem,
+		Logger:         log,
+	})
+	return a
+}
+
+// healthProblem says why the gateway cannot take traffic, or "".
+func (a *App) healthProblem() string {
+	if a.draining.Load() {
+		return "Gateway is shutting down."
+	}
+	return ""
+}
+
+// Listen opens the configured address, failing with a message that names
+// it when it is taken.
+func Listen(cfg config.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Addr(), err)
+	}
+	return ln, nil
+}
+
+// Serve answers requests on ln until ctx is done, then drains: it stops
+// accepting, lets in-flight requests (uploads and downloads included)
+// finish for up to the configured shutdown timeout, and closes the
+// upstream client. It returns nil after a clean drain.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	a.log.Info("Gateway listening",
+		slog.String("address", ln.Addr().String()),
+		slog.String("ingest_service_url", a.cfg.IngestURL.String()),
+		slog.String("log_level", a.cfg.LogLevel),
+		slog.Float64("http_client_timeout_s", a.cfg.UpstreamTimeout.Seconds()))
+
+	served := make(chan error, 1)
+	go func() { served <- a.fiber.Listener(ln) }()
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+
+	a.draining.Store(true)
+	a.log.Info("Shutting down: draining in-flight requests",
+		slog.Float64("shutdown_timeout_s", a.cfg.ShutdownTimeout.Seconds()))
+	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	err := a.fiber.ShutdownWithContext(drainCtx)
+	<-served
+	a.upstream.CloseIdleConnections()
+	if err != nil {
+		// The process is leaving either way; the cut-off requests are
+		// what the operator needs to hear about.
+		a.log.Warn("Shutdown timeout passed with requests still in flight; they are cut off",
+			slog.String("error", err.Error()))
+	}
+	a.log.Info("Shutdown complete")
+	return nil
+}

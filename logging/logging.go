@@ -1,0 +1,86 @@
+// Package logging writes the gateway's logs as one JSON object per line, with
+// the key names of the original gateway's structlog setup (timestamp, level,
+// logger, event), so that existing log queries keep working.
+package logging
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// LevelWarning and LevelCritical complete slog's levels with the names the
+// original accepted in LOG_LEVEL.
+const (
+	LevelWarning  = slog.LevelWarn
+	LevelCritical = slog.LevelError + 4
+)
+
+// ParseLevel maps a LOG_LEVEL name (DEBUG, INFO, WARNING, ERROR, CRITICAL,
+// any case) to a slog level; an unknown name means INFO.
+func ParseLevel(name string) slog.Level {
+	switch strings.ToUpper(name) {
+	case "DEBUG":
+		return slog.LevelDebug
+	case "WARNING":
+		return LevelWarning
+	case "ERROR":
+		return slog.LevelError
+	case "CRITICAL":
+		return LevelCritical
+	}
+	return slog.LevelInfo
+}
+
+// New returns a logger that writes JSON lines at or above level to w. Each
+// record is written with a single Write call, so w may be a Buffer.
+func New(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		Level:       level,
+		ReplaceAttr: renameBuiltins,
+	}))
+}
+
+// renameBuiltins gives slog's built-in keys structlog's names and formats:
+// an ISO 8601 UTC timestamp with microseconds and a lower-case level.
+func renameBuiltins(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) > 0 {
+		return a
+	}
+	switch a.Key {
+	case slog.TimeKey:
+		return slog.String("timestamp", a.Value.Time().UTC().Format("2006-01-02T15:04:05.000000Z"))
+	case slog.LevelKey:
+		return slog.String("level", levelName(a.Value.Any().(slog.Level)))
+	case slog.MessageKey:
+		return slog.Attr{Key: "event", Value: a.Value}
+	}
+	return a
+}
+
+func levelName(l slog.Level) string {
+	switch {
+	case l >= LevelCritical:
+		return "critical"
+	case l >= slog.LevelError:
+		return "error"
+	case l >= LevelWarning:
+		return "warning"
+	case l >= slog.LevelInfo:
+		return "info"
+	}
+	return "debug"
+}
+
+// Named returns a child logger whose lines carry logger=name, the role
+// structlog's logger names played in the original.
+func Named(l *slog.Logger, name string) *slog.Logger {
+	return l.With(slog.String("logger", name))
+}
+
+// Since reports a duration in milliseconds with two decimals, the unit of
+// the original's duration_ms field and X-Process-Time header.
+func Since(start time.Time) float64 {
+	return float64(time.Since(start).Microseconds()/10) / 100
+}

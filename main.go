@@ -1,0 +1,88 @@
+// Command gateway is the Atenex API gateway: the single entry point between
+// the web frontend and the ingest service. It streams uploads and downloads
+// through a pooled upstream client and drains gracefully on SIGTERM.
+//
+// Configuration comes from GATEWAY_* environment variables and a .env file
+// in the working directory; see the README for the full table.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/atenex/gateway/app"
+	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/logging"
+	"github.com/joho/godotenv"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, a second one gets the default action: exit now.
+	go func() { <-ctx.Done(); stop() }()
+	if err := run(ctx, os.Args[1:], os.Environ(), os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+// logFlushInterval bounds how long a log line waits in memory.
+const logFlushInterval = 200 * time.Millisecond
+
+// run is the whole program, given its inputs, so tests can drive it. It
+// returns when ctx is done and the gateway has drained, or on a startup
+// error.
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	flags := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	envFile := flags.String("env-file", ".env", "`file` of KEY=value settings; the process environment overrides it")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+
+	logs := logging.NewBuffer(stdout, logFlushInterval)
+	defer logs.Close()
+
+	dotenv, err := readDotenv(*envFile)
+	var cfg config.Config
+	if err == nil {
+		cfg, err = config.Load(append(dotenv, environ...))
+	}
+	log := logging.New(logs, logging.ParseLevel(cfg.LogLevel))
+	startup := logging.Named(log, "gateway.config")
+	if err != nil {
+		startup.Log(ctx, logging.LevelCritical, "Invalid gateway configuration", slog.String("error", err.Error()))
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+
+	ln, err := app.Listen(cfg)
+	if err != nil {
+		startup.Log(ctx, logging.LevelCritical, "Cannot listen", slog.String("error", err.Error()))
+		return err
+	}
+	return app.New(cfg, log).Serve(ctx, ln)
+}
+
+// readDotenv returns the KEY=value entries of path; a missing file has none.
+func readDotenv(path string) ([]string, error) {
+	m, err := godotenv.Read(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	entries := make([]string, 0, len(m))
+	for k, v := range m {
+		entries = append(entries, k+"="+v)
+	}
+	return entries, nil
+}

@@ -1,0 +1,139 @@
+package routes
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/atenex/gateway/upstream"
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// Details the client sees. The frontend shows detail to users, so it says
+// what happened in plain words and never carries internals.
+const (
+	detailUnavailable = "Upstream service is unavailable."
+	detailTimeout     = "Upstream service timed out."
+	detailBadGateway  = "Upstream service failed to answer properly."
+	detailBusy        = "Upstream service is busy, try again shortly."
+	detailInternal    = "Internal Server Error"
+)
+
+// retryAfterSeconds is what a client told "busy" should wait.
+const retryAfterSeconds = 1
+
+// upstreamError is a failed round trip to the ingest service, kept whole
+// for the log while the client gets only the status and detail.
+type upstreamError struct {
+	kind upstream.Kind
+	err  error
+}
+
+func (e *upstreamError) Error() string { return "upstream " + string(e.kind) + ": " + e.err.Error() }
+func (e *upstreamError) Unwrap() error { return e.err }
+
+// statusOf maps an upstream failure to what the client sees: 503 when the
+// service cannot be reached or is saturated, 504 when it went silent, 502
+// when it broke the exchange. 500 stays reserved for the gateway's own bugs.
+func statusOf(kind upstream.Kind) (int, string) {
+	switch kind {
+	case upstream.KindRefused:
+		return fiber.StatusServiceUnavailable, detailUnavailable
+	case upstream.KindPoolExhausted:
+		return fiber.StatusServiceUnavailable, detailBusy
+	case upstream.KindTimeout:
+		return fiber.StatusGatewayTimeout, detailTimeout
+	}
+	return fiber.StatusBadGateway, detailBadGateway
+}
+
+// ErrorHandler answers every error a handler returns with JSON
+// {"detail": "..."}. A *fiber.Error keeps its status and message; an
+// upstream failure is mapped by statusOf; anything else is a gateway bug,
+// logged whole and answered 500 with a generic detail.
+func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	log = log.With(slog.String("logger", "gateway.errors"))
+	return func(c *fiber.Ctx, err error) error {
+		status, detail := fiber.StatusInternalServerError, detailInternal
+		var fe *fiber.Error
+		var ue *upstreamError
+		switch {
+		case errors.As(err, &fe):
+			status, detail = fe.Code, fe.Message
+		case errors.As(err, &ue):
+			status, detail = statusOf(ue.kind)
+			if ue.kind == upstream.KindPoolExhausted {
+				c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds))
+			}
+			log.LogAttrs(context.Background(), slog.LevelError, "Upstream request failed",
+				slog.String("request_id", requestIDOf(c)),
+				slog.String("kind", string(ue.kind)),
+				slog.String("error", ue.err.Error()),
+				slog.Int("status_code", status))
+		default:
+			log.LogAttrs(context.Background(), slog.LevelError, "Unhandled error",
+				slog.String("request_id", requestIDOf(c)),
+				slog.String("error", err.Error()))
+		}
+		return writeDetail(c, status, detail)
+	}
+}
+
+// writeDetail replaces whatever response was under way with the JSON error.
+func writeDetail(c *fiber.Ctx, status int, detail string) error {
+	c.Response().ResetBody()
+	c.Status(status)
+	return c.JSON(fiber.Map{"detail": detail})
+}
+
+// logPanic logs a recovered panic, with its stack, at error level.
+func logPanic(log *slog.Logger) func(*fiber.Ctx, any) {
+	log = log.With(slog.String("logger", "gateway.errors"))
+	return func(c *fiber.Ctx, v any) {
+		log.LogAttrs(context.Background(), slog.LevelError, "Panic while handling request",
+			slog.String("request_id", requestIDOf(c)),
+			slog.String("method", c.Method()),
+			slog.String("path", string(c.Request().URI().PathOriginal())),
+			slog.Any("panic", v),
+			slog.String("stack", string(debug.Stack())))
+	}
+}
+
+// ServerErrorHandler answers requests that fasthttp rejects before any
+// route runs (malformed, headers too large, body over a limit) with the
+// same JSON shape, request ID and latency header as everything else.
+// Fiber's own handler would echo fasthttp's internal error text.
+func ServerErrorHandler(log *slog.Logger) func(*fasthttp.RequestCtx, error) {
+	access := log.With(slog.String("logger", "gateway.access"))
+	return func(ctx *fasthttp.RequestCtx, err error) {
+		status, detail := fiber.StatusBadRequest, "Malformed request."
+		var small *fasthttp.ErrSmallBuffer
+		var netErr net.Error
+		switch {
+		case errors.As(err, &small):
+			status, detail = fiber.StatusRequestHeaderFieldsTooLarge, "Request headers too large."
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			status, detail = fiber.StatusRequestEntityTooLarge, "Request body too large."
+		case errors.As(err, &netErr) && netErr.Timeout():
+			status, detail = fiber.StatusRequestTimeout, "Request timed out."
+		}
+		id := newRequestID()
+		ctx.Response.Reset()
+		ctx.SetStatusCode(status)
+		ctx.SetContentType(fiber.MIMEApplicationJSON)
+		ctx.Response.Header.Set(fiber.HeaderXRequestID, id)
+		ctx.Response.Header.Set("X-Process-Time", formatMillis(time.Since(ctx.Time())))
+		ctx.SetBodyString(`{"detail":"` + detail + `"}`)
+		ctx.SetConnectionClose()
+		access.LogAttrs(context.Background(), slog.LevelInfo, "Request completed",
+			slog.String("request_id", id),
+			slog.String("client_ip", ctx.RemoteIP().String()),
+			slog.Int("status_code", status),
+			slog.String("error", err.Error()))
+	}
+}

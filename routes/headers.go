@@ -1,0 +1,98 @@
+package routes
+
+import (
+	"bytes"
+	"iter"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// maxConnectionTokens bounds how many header names a Connection header may
+// make hop-by-hop; further names are ignored (and so forwarded).
+const maxConnectionTokens = 16
+
+// copyEndToEnd calls add, in order, for each header of all that is meant
+// for the far end: not hop-by-hop (RFC 9110 §7.6.1), not named in a
+// Connection header, and not in replaced, the headers the gateway sets
+// itself. Building the outgoing header this way, rather than deleting from
+// a copy, keeps every value of a repeated header in its original order:
+// fasthttp's Del reorders what is left.
+func copyEndToEnd(all iter.Seq2[[]byte, []byte], add func(k, v []byte), replaced ...string) {
+	var named [maxConnectionTokens][]byte
+	listed := named[:0]
+	for k, v := range all {
+		if !strings.EqualFold(string(k), fiber.HeaderConnection) {
+			continue
+		}
+		for len(v) > 0 && len(listed) < cap(listed) {
+			var tok []byte
+			tok, v, _ = bytes.Cut(v, []byte{','})
+			if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+				listed = append(listed, tok)
+			}
+		}
+	}
+	for k, v := range all {
+		if isHopByHop(k) || containsFold(listed, k) || containsFoldString(replaced, k) {
+			continue
+		}
+		add(k, v)
+	}
+}
+
+// isHopByHop reports whether a header belongs to one connection. Proxy-
+// Connection is not standard but old clients still send it; Trailers is
+// how the original spelled Trailer.
+func isHopByHop(name []byte) bool {
+	return containsFoldString([]string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Proxy-Connection", "TE", "Trailer", "Trailers", "Transfer-Encoding", "Upgrade"}, name)
+}
+
+func containsFold(list [][]byte, s []byte) bool {
+	for _, x := range list {
+		if bytes.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsFoldString(list []string, s []byte) bool {
+	for _, x := range list {
+		if len(x) == len(s) && strings.EqualFold(x, string(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// buildRequestHeader writes into dst the header to send upstream: the
+// client's end-to-end headers (its Host included) with the request target
+// replaced, then the gateway's own: X-Request-ID exactly once, and the
+// X-Forwarded-* trio. Client-sent X-Forwarded-* values are replaced, not
+// extended: the gateway is the edge, and a client could claim any address.
+// Expect is dropped because the gateway has already answered it.
+func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte, requestID string) {
+	src := &c.Request().Header
+	dst.SetMethodBytes(src.Method())
+	dst.SetRequestURIBytes(target)
+	copyEndToEnd(src.All(), dst.AddBytesKV,
+		fiber.HeaderContentLength, fiber.HeaderXRequestID, fiber.HeaderExpect,
+		fiber.HeaderXForwardedFor, fiber.HeaderXForwardedProto, fiber.HeaderXForwardedHost)
+	dst.Set(fiber.HeaderXRequestID, requestID)
+	dst.Set(fiber.HeaderXForwardedFor, c.IP())
+	dst.Set(fiber.HeaderXForwardedProto, c.Protocol())
+	dst.SetBytesV(fiber.HeaderXForwardedHost, src.Host())
+}
+
+// copyResponseHeaders adds the upstream's end-to-end headers to dst, which
+// already holds the gateway's own (X-Request-ID, CORS). Several Set-Cookie
+// lines stay several; Content-Encoding is kept. Content-Length is left to
+// the body dst is given.
+func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
+	dst.SetStatusCode(src.StatusCode())
+	dst.SetNoDefaultContentType(true)
+	copyEndToEnd(src.All(), dst.AddBytesKV, fiber.HeaderContentLength)
+}

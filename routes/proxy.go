@@ -1,0 +1,195 @@
+package routes
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/atenex/gateway/upstream"
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/bytebufferpool"
+	"github.com/valyala/fasthttp"
+)
+
+// allowedMethods are the methods the original's ingest route accepted; the
+// value doubles as the Allow header of a 405.
+const allowedMethods = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
+
+// bufferLimit is the largest response body read whole before the client
+// sees it. Smaller bodies are read at once so the upstream connection goes
+// back to the pool immediately and the client gets one write; larger ones,
+// or ones of unknown length, stream.
+const bufferLimit = 16 << 10
+
+// proxy forwards {prefix}/ingest/{path} to {prefix}/{path} upstream. cut
+// is the length of "{prefix}/ingest/": what follows it is forwarded as the
+// client sent it, escapes and all, with the raw query.
+func proxy(up Upstream, prefix string, cut int, log *slog.Logger) fiber.Handler {
+	log = log.With(slog.String("logger", "gateway.proxy"))
+	return func(c *fiber.Ctx) error {
+		if !isAllowedMethod(c.Method()) {
+			c.Set(fiber.HeaderAllow, allowedMethods)
+			return fiber.ErrMethodNotAllowed
+		}
+		debug := log.Enabled(context.Background(), slog.LevelDebug)
+
+		req := fasthttp.AcquireRequest()
+		defer fasthttp.ReleaseRequest(req)
+		req.UseHostHeader = true
+		var target [256]byte
+		buildRequestHeader(&req.Header, c, upstreamURI(target[:0], prefix, c.Request().URI(), cut), requestIDOf(c))
+		in := &c.Request().Header
+
+		var body *requestBody
+		// ContentLength is -1 for a chunked body, and 0 or -2 for none.
+		if n, stream := in.ContentLength(), c.Context().RequestBodyStream(); (n > 0 || n == -1) && stream != nil {
+			body = &requestBody{r: stream, want: int64(n)}
+			req.SetBodyStream(body, n)
+		}
+
+		if debug {
+			log.Debug("Initiating proxy request", append(requestAttrs(c),
+				slog.String("target_path", string(req.Header.RequestURI())),
+				slog.String("company_id", string(in.Peek("X-Company-ID"))))...)
+		}
+
+		resp := fasthttp.AcquireResponse()
+		resp.Header.SetNoDefaultContentType(true)
+		if err := up.Do(req, resp); err != nil {
+			fasthttp.ReleaseResponse(resp)
+			if body != nil && body.err != nil {
+				// The client, not the upstream, broke off: its connection
+				// cannot be reused, and the upstream saw no complete request.
+				c.Context().SetConnectionClose()
+				return fiber.NewError(fiber.StatusBadRequest, "Request body could not be read.")
+			}
+			return &upstreamError{kind: upstream.Classify(err), err: err}
+		}
+		if debug {
+			log.Debug("Received response from backend", append(requestAttrs(c),
+				slog.Int("status_code", resp.StatusCode()))...)
+		}
+		return respond(c, resp)
+	}
+}
+
+// respond copies the upstream's answer to the client and hands over its
+// body: read whole when small and of known length, streamed otherwise.
+// It takes ownership of resp.
+func respond(c *fiber.Ctx, resp *fasthttp.Response) error {
+	out := c.Response()
+	n := resp.Header.ContentLength()
+	streaming := false
+	switch {
+	case !resp.IsBodyStream():
+		out.SetBody(resp.Body())
+	case n >= 0 && n <= bufferLimit:
+		buf := bytebufferpool.Get()
+		defer bytebufferpool.Put(buf)
+		if _, err := buf.ReadFrom(resp.BodyStream()); err != nil {
+			fasthttp.ReleaseResponse(resp)
+			return &upstreamError{kind: upstream.Classify(err), err: err}
+		}
+		out.SetBody(buf.B)
+	default:
+		streaming = true
+	}
+
+	copyResponseHeaders(&out.Header, &resp.Header)
+	if !streaming {
+		fasthttp.ReleaseResponse(resp)
+		return nil
+	}
+	if n < 0 {
+		n = -1 // chunked to the client, whatever the upstream's framing
+	}
+	out.SetBodyStream(&streamedBody{resp: resp, r: resp.BodyStream()}, n)
+	return nil
+}
+
+// addSlash redirects {prefix}/ingest to {prefix}/ingest/, keeping the
+// query, as the original's router did. 307 keeps the method and body.
+func addSlash(c *fiber.Ctx) error {
+	uri := c.Request().URI()
+	location := string(uri.PathOriginal()) + "/"
+	if q := uri.QueryString(); len(q) > 0 {
+		location += "?" + string(q)
+	}
+	c.Set(fiber.HeaderLocation, location)
+	c.Status(fiber.StatusTemporaryRedirect)
+	return nil
+}
+
+// upstreamURI appends the upstream request target to dst:
+// prefix + "/" + the client's raw path after cut + the raw query.
+func upstreamURI(dst []byte, prefix string, uri *fasthttp.URI, cut int) []byte {
+	dst = append(dst, prefix...)
+	dst = append(dst, '/')
+	dst = append(dst, uri.PathOriginal()[cut:]...)
+	if q := uri.QueryString(); len(q) > 0 {
+		dst = append(dst, '?')
+		dst = append(dst, q...)
+	}
+	return dst
+}
+
+func isAllowedMethod(m string) bool {
+	switch m {
+	case fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
+		fiber.MethodPatch, fiber.MethodOptions:
+		return true
+	}
+	return false
+}
+
+// requestBody passes the client's body to the upstream and remembers why
+// reading it failed, so a client that broke off is told apart from an
+// upstream that did. A body that ends before its Content-Length is a
+// failure too: fasthttp reports it as a plain EOF.
+type requestBody struct {
+	r    io.Reader
+	want int64 // Content-Length, or -1 when chunked
+	read int64
+	err  error
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	if err == io.EOF && b.want >= 0 && b.read < b.want {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// streamedBody is an upstream response body on its way to the client. The
+// server closes it when the last byte is written or the transfer fails;
+// closing releases the upstream connection (back to the pool only if the
+// body was read to its end) and lets the access log write its line.
+type streamedBody struct {
+	resp *fasthttp.Response
+	r    io.Reader
+	err  error
+	done func(err error)
+}
+
+func (b *streamedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *streamedBody) Close() error {
+	err := b.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(b.resp)
+	if b.done != nil {
+		b.done(b.err)
+	}
+	return errors.Join(b.err, err)
+}

@@ -1,0 +1,50 @@
+package routes
+
+import (
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+)
+
+// requestIDKey is where the request ID lives in the context's Locals.
+const requestIDKey = "requestid"
+
+// maxRequestIDLen bounds a client-chosen X-Request-ID. A UUID is 36 bytes;
+// 128 leaves room for other tracing schemes without letting a client put
+// kilobytes into every log line.
+const maxRequestIDLen = 128
+
+// dropInvalidRequestID removes a client X-Request-ID that is empty, too long
+// or not printable ASCII, so the requestid middleware generates a fresh one
+// instead of echoing (and logging) whatever the client sent.
+func dropInvalidRequestID(c *fiber.Ctx) error {
+	h := &c.Request().Header
+	if id := h.Peek(fiber.HeaderXRequestID); id != nil && !validRequestID(id) {
+		h.Del(fiber.HeaderXRequestID)
+	}
+	return c.Next()
+}
+
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > maxRequestIDLen {
+		return false
+	}
+	for _, b := range id {
+		if b <= ' ' || b >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns a random (version 4) UUID. The requestid
+// middleware's default is a predictable counter.
+func newRequestID() string {
+	return uuid.NewString()
+}
+
+// requestIDOf returns the request's ID, or "" before the requestid
+// middleware has run.
+func requestIDOf(c *fiber.Ctx) string {
+	id, _ := c.Locals(requestIDKey).(string)
+	return id
+}

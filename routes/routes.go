@@ -1,0 +1,74 @@
+// Package routes is the gateway's HTTP surface: every route, the middleware
+// that wraps them, the proxy to the ingest service, and the one place that
+// turns failures into {"detail": "..."} answers.
+package routes
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/valyala/fasthttp"
+)
+
+// Upstream sends one request to the ingest service. *fasthttp.HostClient
+// is the real one.
+type Upstream interface {
+	Do(req *fasthttp.Request, resp *fasthttp.Response) error
+}
+
+// Deps is everything the routes need, handed in by the app.
+type Deps struct {
+	// ProjectName names the service in / and /health.
+	ProjectName string
+	// APIPrefix is the gateway's and the ingest service's path prefix,
+	// such as "/api/v1".
+	APIPrefix string
+	// AllowedOrigins are the CORS origins allowed with credentials.
+	AllowedOrigins []string
+	// Upstream carries proxied requests.
+	Upstream Upstream
+	// Health reports whether the gateway can serve: "" when it can, or why
+	// not. /health answers 503 with that reason otherwise.
+	Health func() string
+	// Logger receives the access log and errors.
+	Logger *slog.Logger
+}
+
+// Register mounts the middleware and routes on app, outermost first. The
+// order matters: the access log wraps everything so that every answer,
+// CORS preflights and errors included, gets X-Process-Time, X-Request-ID
+// and a log line.
+func Register(app *fiber.App, d Deps) {
+	access := d.Logger.With(slog.String("logger", "gateway.access"))
+	app.Use(accessLog(access, ErrorHandler(d.Logger)))
+	app.Use(dropInvalidRequestID)
+	app.Use(requestid.New(requestid.Config{
+		Header:     fiber.HeaderXRequestID,
+		Generator:  newRequestID,
+		ContextKey: requestIDKey,
+	}))
+	app.Use(recover.New(recover.Config{
+		EnableStackTrace:  true,
+		StackTraceHandler: logPanic(d.Logger),
+	}))
+	app.Use(cors.New(cors.Config{
+		AllowOrigins:     strings.Join(d.AllowedOrigins, ","),
+		AllowCredentials: true,
+		AllowMethods:     "GET,POST,PUT,DELETE,PATCH,OPTIONS,HEAD",
+		AllowHeaders:     "", // echo what the preflight asks for: any header
+		ExposeHeaders:    "X-Request-ID,X-Process-Time",
+	}))
+
+	app.Get("/", root(d.ProjectName))
+	app.Get("/health", health(d.ProjectName, d.Health))
+
+	ingest := d.APIPrefix + "/ingest"
+	app.All(ingest, addSlash)
+	app.All(ingest+"/*", proxy(d.Upstream, d.APIPrefix, len(ingest)+1, d.Logger))
+
+	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+}

@@ -1,0 +1,93 @@
+// Package upstream builds the pooled fasthttp client that carries every
+// proxied request to the ingest service, and names what went wrong when a
+// request through it fails.
+package upstream
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Options configure the client. Every duration must be positive.
+type Options struct {
+	// URL is the ingest service; only its scheme and host:port are used.
+	URL *url.URL
+	// Timeout is the inactivity timeout: the longest any single read or
+	// write on an upstream connection may wait. It is not a total, so a long
+	// transfer that keeps moving is never cut.
+	Timeout time.Duration
+	// ConnectTimeout bounds dialing.
+	ConnectTimeout time.Duration
+	// IdleConnTimeout closes pooled connections unused for this long; keep
+	// it below the upstream's keep-alive timeout.
+	IdleConnTimeout time.Duration
+	// MaxConns caps open connections.
+	MaxConns int
+	// PoolTimeout is how long a request waits for a free connection when
+	// MaxConns are busy before failing with KindPoolExhausted.
+	PoolTimeout time.Duration
+}
+
+// Buffer sizes of upstream connections. 16 KiB bounds the response header;
+// 32 KiB writes move uploads in fewer system calls.
+const (
+	readBufferSize  = 16 << 10
+	writeBufferSize = 32 << 10
+)
+
+// NewClient returns a HostClient that streams both bodies and forwards
+// request paths byte for byte.
+func NewClient(o Options) *fasthttp.HostClient {
+	tls := o.URL.Scheme == "https"
+	addr := o.URL.Host
+	if o.URL.Port() == "" {
+		port := "80"
+		if tls {
+			port = "443"
+		}
+		addr = net.JoinHostPort(o.URL.Hostname(), port)
+	}
+	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	return &fasthttp.HostClient{
+		Addr:  addr,
+		IsTLS: tls,
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := dialer.Dial("tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return &idleTimeoutConn{Conn: c, timeout: o.Timeout}, nil
+		},
+		MaxConns:            o.MaxConns,
+		MaxConnWaitTimeout:  o.PoolTimeout,
+		MaxIdleConnDuration: o.IdleConnTimeout,
+		ReadBufferSize:      readBufferSize,
+		WriteBufferSize:     writeBufferSize,
+		// Without these, a body is held whole in memory and "/a//b/%2e" is
+		// rewritten to "/a/b/." on its way upstream.
+		StreamResponseBody:     true,
+		DisablePathNormalizing: true,
+		// The client's own User-Agent, or none, goes upstream.
+		NoDefaultUserAgentHeader: true,
+		// One retry, and only for a pooled connection found dead before any
+		// response byte came back. Requests with a streamed body are never
+		// retried by fasthttp, so no upload is sent twice.
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+			return false, isStaleConn(err)
+		},
+	}
+}
+
+// isStaleConn reports whether err is what a keep-alive connection closed by
+// the upstream while idle in the pool looks like on first use. Timeouts are
+// not stale connections: retrying them would double the wait.
+func isStaleConn(err error) bool {
+	return errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
