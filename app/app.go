@@ -71,7 +71,6 @@ func New(cfg config.Config, log *slog.Logger) *App {
 	})
 	// Idle keep-alive connections must not hold shutdown open.
 	a.fiber.Server().CloseOnShutdown = true
-	a.fiber.Server().ErrorHandler = routes.ServerErrorHandler(log)
 	routes.Register(a.fiber, routes.Deps{
 		ProjectName:    cfg.ProjectName,
 		APIPrefix:      cfg.APIPrefix,

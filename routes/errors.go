@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -104,12 +105,11 @@ func logPanic(log *slog.Logger) func(*fiber.Ctx, any) {
 	}
 }
 
-// ServerErrorHandler answers requests that fasthttp rejects before any
+// serverErrorHandler answers requests that fasthttp rejects before any
 // route runs (malformed, headers too large, body over a limit) with the
 // same JSON shape, request ID and latency header as everything else.
 // Fiber's own handler would echo fasthttp's internal error text.
-func ServerErrorHandler(log *slog.Logger) func(*fasthttp.RequestCtx, error) {
-	access := log.With(slog.String("logger", "gateway.access"))
+func serverErrorHandler(access *slog.Logger) func(*fasthttp.RequestCtx, error) {
 	return func(ctx *fasthttp.RequestCtx, err error) {
 		status, detail := fiber.StatusBadRequest, "Malformed request."
 		var small *fasthttp.ErrSmallBuffer
@@ -122,18 +122,54 @@ func ServerErrorHandler(log *slog.Logger) func(*fasthttp.RequestCtx, error) {
 		case errors.As(err, &netErr) && netErr.Timeout():
 			status, detail = fiber.StatusRequestTimeout, "Request timed out."
 		}
-		id := newRequestID()
-		ctx.Response.Reset()
-		ctx.SetStatusCode(status)
-		ctx.SetContentType(fiber.MIMEApplicationJSON)
-		ctx.Response.Header.Set(fiber.HeaderXRequestID, id)
-		ctx.Response.Header.Set("X-Process-Time", formatMillis(time.Since(ctx.Time())))
-		ctx.SetBodyString(`{"detail":"` + detail + `"}`)
 		ctx.SetConnectionClose()
-		access.LogAttrs(context.Background(), slog.LevelInfo, "Request completed",
-			slog.String("request_id", id),
-			slog.String("client_ip", ctx.RemoteIP().String()),
-			slog.Int("status_code", status),
-			slog.String("error", err.Error()))
+		answerBare(ctx, access, status, detail, err)
 	}
+}
+
+// knownMethodsOnly sits in front of Fiber, which answers a method it does
+// not know (PROPFIND, BREW, …) with a plain-text 400 that skips every
+// middleware. Such a request gets what any other unroutable one gets: 405
+// on the proxied route, 404 elsewhere, as JSON.
+func knownMethodsOnly(next fasthttp.RequestHandler, ingestPrefix string, access *slog.Logger) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Method()) {
+		case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
+			fiber.MethodConnect, fiber.MethodOptions, fiber.MethodTrace, fiber.MethodPatch:
+			next(ctx)
+			return
+		}
+		if bytes.HasPrefix(ctx.URI().PathOriginal(), []byte(ingestPrefix)) {
+			ctx.Response.Header.Set(fiber.HeaderAllow, allowedMethods)
+			answerBare(ctx, access, fiber.StatusMethodNotAllowed, "Method Not Allowed", nil)
+			return
+		}
+		answerBare(ctx, access, fiber.StatusNotFound, "Not Found", nil)
+	}
+}
+
+// answerBare writes a {"detail": ...} answer outside Fiber's middleware
+// chain, stamped and logged like every other response.
+func answerBare(ctx *fasthttp.RequestCtx, access *slog.Logger, status int, detail string, cause error) {
+	id := string(ctx.Request.Header.Peek(fiber.HeaderXRequestID))
+	if !validRequestID([]byte(id)) {
+		id = newRequestID()
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType(fiber.MIMEApplicationJSON)
+	ctx.Response.Header.Set(fiber.HeaderXRequestID, id)
+	ctx.Response.Header.Set("X-Process-Time", formatMillis(time.Since(ctx.Time())))
+	ctx.SetBodyString(`{"detail":"` + detail + `"}`)
+	attrs := []slog.Attr{
+		slog.String("request_id", id),
+		slog.String("method", string(ctx.Method())),
+		slog.String("path", string(ctx.URI().PathOriginal())),
+		slog.String("client_ip", ctx.RemoteIP().String()),
+		slog.Int("status_code", status),
+		slog.Float64("duration_ms", millis(time.Since(ctx.Time()))),
+	}
+	if cause != nil {
+		attrs = append(attrs, slog.String("error", cause.Error()))
+	}
+	access.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
 }

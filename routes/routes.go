@@ -71,4 +71,10 @@ func Register(app *fiber.App, d Deps) {
 	app.All(ingest+"/*", proxy(d.Upstream, d.APIPrefix, len(ingest)+1, d.Logger))
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+
+	// Requests that never reach the routes above: malformed ones, and ones
+	// with methods Fiber does not know.
+	srv := app.Server()
+	srv.ErrorHandler = serverErrorHandler(access)
+	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", access)
 }
