@@ -14,8 +14,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -24,6 +27,9 @@ import (
 	"github.com/atenex/gateway/logging"
 	"github.com/joho/godotenv"
 )
+
+// version is stamped at build time: -ldflags "-X main.version=...".
+var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -42,6 +48,9 @@ const logFlushInterval = 200 * time.Millisecond
 // returns when ctx is done and the gateway has drained, or on a startup
 // error.
 func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, environ)
+	}
 	flags := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	envFile := flags.String("env-file", ".env", "`file` of KEY=value settings; the process environment overrides it")
 	if err := flags.Parse(args); err != nil {
@@ -63,6 +72,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 
+	startup.Info("Starting gateway", slog.String("version", version))
 	ln, err := app.Listen(cfg)
 	if err != nil {
 		startup.Log(ctx, logging.LevelCritical, "Cannot listen", slog.String("error", err.Error()))
@@ -85,4 +95,30 @@ func readDotenv(path string) ([]string, error) {
 		entries = append(entries, k+"="+v)
 	}
 	return entries, nil
+}
+
+// healthcheck asks the gateway on this machine for /health and fails
+// unless it answers 200. It is the container's HEALTHCHECK: the image has
+// no curl.
+func healthcheck(ctx context.Context, environ []string) error {
+	cfg, err := config.Load(environ)
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.Port)) + "/health"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health check: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health check: %s answered %d", url, resp.StatusCode)
+	}
+	return nil
 }
