@@ -83,6 +83,50 @@ type Config struct {
 	// GATEWAY_SHUTDOWN_TIMEOUT, seconds, default 30.
 	ShutdownTimeout time.Duration
 
+	// ShutdownDelay is how long the gateway keeps serving after SIGTERM,
+	// with /health already answering 503, so that load balancers stop
+	// sending it traffic before it stops accepting. Set it in Kubernetes.
+	// GATEWAY_SHUTDOWN_DELAY, seconds, default 0.
+	ShutdownDelay time.Duration
+
+	// UpstreamPoolTimeout is how long a request waits for a free upstream
+	// connection when all UpstreamMaxConns are busy, before 503.
+	// GATEWAY_HTTP_CLIENT_POOL_TIMEOUT, seconds, default 5.
+	UpstreamPoolTimeout time.Duration
+
+	// MaxHeaderBytes bounds a request's line and headers; more is 431.
+	// GATEWAY_MAX_HEADER_BYTES, bytes or "16KiB"-style, default 16 KiB.
+	MaxHeaderBytes int64
+
+	// MaxBodySize bounds a request body; more is 413, refused before the
+	// body is read when Content-Length tells, cut off mid-stream otherwise.
+	// GATEWAY_MAX_BODY_SIZE, bytes or "512MiB"-style, default 1 GiB, 0 = none.
+	MaxBodySize int64
+
+	// ClientHeaderTimeout is how long a client may take to send a request's
+	// headers, from its first byte (or from connecting).
+	// GATEWAY_CLIENT_HEADER_TIMEOUT, seconds, default 10.
+	ClientHeaderTimeout time.Duration
+
+	// ClientBodyIdleTimeout is the longest a client may leave an upload, or
+	// a download it is receiving, without progress. A transfer that keeps
+	// moving is never cut. GATEWAY_CLIENT_BODY_IDLE_TIMEOUT, seconds, default 60.
+	ClientBodyIdleTimeout time.Duration
+
+	// ClientIdleTimeout closes keep-alive connections idle this long.
+	// GATEWAY_CLIENT_IDLE_TIMEOUT, seconds, default 75.
+	ClientIdleTimeout time.Duration
+
+	// MaxInFlight bounds requests being proxied at once; beyond it a
+	// request is refused at once with 503 and Retry-After, so that overload
+	// costs neither memory nor latency for the requests already admitted.
+	// GATEWAY_MAX_IN_FLIGHT, default 512.
+	MaxInFlight int
+
+	// MaxClientConns bounds open client connections; beyond it fasthttp
+	// refuses new ones with 503. GATEWAY_MAX_CLIENT_CONNECTIONS, default 4096.
+	MaxClientConns int
+
 	// Host and Port are where the gateway listens. HOST, default "0.0.0.0";
 	// PORT, default 8080 (0 picks a free port).
 	Host string
@@ -103,6 +147,14 @@ func Default() Config {
 		UpstreamMaxIdleConns:    100,
 		UpstreamIdleConnTimeout: 4 * time.Second,
 		ShutdownTimeout:         30 * time.Second,
+		UpstreamPoolTimeout:     5 * time.Second,
+		MaxHeaderBytes:          16 << 10,
+		MaxBodySize:             1 << 30,
+		ClientHeaderTimeout:     10 * time.Second,
+		ClientBodyIdleTimeout:   60 * time.Second,
+		ClientIdleTimeout:       75 * time.Second,
+		MaxInFlight:             512,
+		MaxClientConns:          4096,
 		Host:                    "0.0.0.0",
 		Port:                    8080,
 	}
@@ -154,9 +206,22 @@ func Load(environ []string) (Config, error) {
 	p.integer("GATEWAY_HTTP_CLIENT_MAX_KEEPALIVE_CONNECTIONS", &c.UpstreamMaxIdleConns, 0, 1<<20)
 	p.str("GATEWAY_VERCEL_FRONTEND_URL", &c.FrontendURL, origin)
 	p.seconds("GATEWAY_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	p.secondsOrZero("GATEWAY_SHUTDOWN_DELAY", &c.ShutdownDelay)
+	p.seconds("GATEWAY_HTTP_CLIENT_POOL_TIMEOUT", &c.UpstreamPoolTimeout)
+	p.size("GATEWAY_MAX_HEADER_BYTES", &c.MaxHeaderBytes, 1<<10, 1<<20)
+	p.size("GATEWAY_MAX_BODY_SIZE", &c.MaxBodySize, 0, 1<<50)
+	p.seconds("GATEWAY_CLIENT_HEADER_TIMEOUT", &c.ClientHeaderTimeout)
+	p.seconds("GATEWAY_CLIENT_BODY_IDLE_TIMEOUT", &c.ClientBodyIdleTimeout)
+	p.seconds("GATEWAY_CLIENT_IDLE_TIMEOUT", &c.ClientIdleTimeout)
+	p.integer("GATEWAY_MAX_IN_FLIGHT", &c.MaxInFlight, 1, 1<<20)
+	p.integer("GATEWAY_MAX_CLIENT_CONNECTIONS", &c.MaxClientConns, 1, 1<<20)
 	p.str("HOST", &c.Host, host)
 	p.integer("PORT", &c.Port, 0, 65535)
 
+	if _, set := env["GATEWAY_HTTP_CLIENT_MAX_KEEPALIVE_CONNECTIONS"]; !set {
+		// The default keep-alive pool follows a smaller connection cap.
+		c.UpstreamMaxIdleConns = min(c.UpstreamMaxIdleConns, c.UpstreamMaxConns)
+	}
 	if c.UpstreamMaxIdleConns > c.UpstreamMaxConns {
 		p.fail("GATEWAY_HTTP_CLIENT_MAX_KEEPALIVE_CONNECTIONS", "must not exceed GATEWAY_HTTP_CLIENT_MAX_CONNECTIONS ("+strconv.Itoa(c.UpstreamMaxConns)+")", env["GATEWAY_HTTP_CLIENT_MAX_KEEPALIVE_CONNECTIONS"])
 	}
@@ -209,11 +274,64 @@ func (p *parser) seconds(name string, dst *time.Duration) {
 		return
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil || !(f > 0) || f > 365*24*3600 {
-		p.fail(name, "must be a positive number of seconds", v)
+	if err != nil || !(f >= 0.001) || f > 365*24*3600 {
+		p.fail(name, "must be a number of seconds from 0.001 up", v)
 		return
 	}
 	*dst = time.Duration(f * float64(time.Second))
+}
+
+// secondsOrZero is seconds, but 0 (off) is allowed too.
+func (p *parser) secondsOrZero(name string, dst *time.Duration) {
+	if v, ok := p.env[name]; ok && strings.TrimSpace(v) == "0" {
+		*dst = 0
+		return
+	}
+	p.seconds(name, dst)
+}
+
+// size accepts a byte count, optionally with a unit: "1048576", "512KiB",
+// "16 KB", "1GiB". KB/MB/GB are decimal, KiB/MiB/GiB binary, as in IEC.
+func (p *parser) size(name string, dst *int64, lo, hi int64) {
+	v, ok := p.env[name]
+	if !ok {
+		return
+	}
+	n, err := ParseSize(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(name, fmt.Sprintf("must be a size from %d to %d bytes, such as 16KiB or 512MiB", lo, hi), v)
+		return
+	}
+	*dst = n
+}
+
+// ParseSize reads a byte count with an optional unit (B, KB, KiB, MB, MiB,
+// GB, GiB, TB, TiB; case-insensitive; K, M, G alone mean KiB, MiB, GiB).
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 || i > 18 {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes with an optional unit", s)
+	}
+	n, _ := strconv.ParseInt(s[:i], 10, 64)
+	unit := strings.ToLower(strings.TrimSpace(s[i:]))
+	mult := map[string]int64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("size %q: unknown unit %q", s, unit)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: too large", s)
+	}
+	return n * mult, nil
 }
 
 func (p *parser) url(name string, dst **url.URL) {
@@ -287,7 +405,8 @@ func origin(v string) (string, string) {
 
 func host(v string) (string, string) {
 	v = strings.TrimSpace(v)
-	if strings.ContainsAny(v, " /:?#") && net.ParseIP(v) == nil {
+	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) ||
+		(strings.ContainsAny(v, "/:?#") && net.ParseIP(v) == nil) {
 		return "", "must be an IP address or host name to listen on"
 	}
 	return v, ""

@@ -22,13 +22,18 @@ type Buffer struct {
 	buf []byte
 	err error
 	// closed sends writes straight through once Close has run.
-	closed bool
-	stop   chan struct{}
-	done   chan struct{}
+	closed    bool
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
-// NewBuffer starts a Buffer that flushes to w every interval.
+// NewBuffer starts a Buffer that flushes to w every interval (200 ms if
+// interval is not positive).
 func NewBuffer(w io.Writer, interval time.Duration) *Buffer {
+	if interval <= 0 {
+		interval = 200 * time.Millisecond
+	}
 	b := &Buffer{
 		w:    w,
 		buf:  make([]byte, 0, bufferLimit),
@@ -52,7 +57,7 @@ func (b *Buffer) Write(p []byte) (int, error) {
 		return len(p), err
 	}
 	b.buf = append(b.buf, p...)
-	return len(p), b.err
+	return len(p), b.takeErr()
 }
 
 // Flush writes out whatever is queued.
@@ -60,23 +65,29 @@ func (b *Buffer) Flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.flushLocked()
-	return b.err
+	return b.takeErr()
 }
 
 // Close stops the periodic flush and writes out whatever is queued. Writes
 // after Close go straight through.
 func (b *Buffer) Close() error {
-	select {
-	case <-b.stop:
-	default:
+	b.closeOnce.Do(func() {
 		close(b.stop)
 		<-b.done
-	}
+	})
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.flushLocked()
 	b.closed = true
 	return b.err
+}
+
+// takeErr returns the last write error once, so one failed write does not
+// fail every later one.
+func (b *Buffer) takeErr() error {
+	err := b.err
+	b.err = nil
+	return err
 }
 
 func (b *Buffer) flushLocked() {
@@ -96,7 +107,9 @@ func (b *Buffer) flushEvery(interval time.Duration) {
 	for {
 		select {
 		case <-t.C:
-			_ = b.Flush()
+			b.mu.Lock()
+			b.flushLocked() // an error waits for the next caller
+			b.mu.Unlock()
 		case <-b.stop:
 			return
 		}

@@ -48,11 +48,17 @@ func renameBuiltins(groups []string, a slog.Attr) slog.Attr {
 	if len(groups) > 0 {
 		return a
 	}
+	// A caller's own attribute may share a built-in's name; only values of
+	// the built-in's kind are the built-in.
 	switch a.Key {
 	case slog.TimeKey:
-		return slog.String("timestamp", a.Value.Time().UTC().Format("2006-01-02T15:04:05.000000Z"))
+		if a.Value.Kind() == slog.KindTime {
+			return slog.String("timestamp", a.Value.Time().UTC().Format("2006-01-02T15:04:05.000000Z"))
+		}
 	case slog.LevelKey:
-		return slog.String("level", levelName(a.Value.Any().(slog.Level)))
+		if l, ok := a.Value.Any().(slog.Level); ok {
+			return slog.String("level", levelName(l))
+		}
 	case slog.MessageKey:
 		return slog.Attr{Key: "event", Value: a.Value}
 	}
