@@ -19,18 +19,15 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Server buffer sizes. The read buffer bounds the request line plus
-// headers; the write buffer lets a streamed download leave in 32 KiB writes.
 const (
-	maxHeaderBytes  = 16 << 10
+	// writeBufferSize lets a streamed download leave in 32 KiB writes.
 	writeBufferSize = 32 << 10
-	// prefetchLimit is how much of a request body is read before the
-	// handler runs. Bodies up to it arrive in one piece; larger ones stream
-	// with at most this much held per request.
-	prefetchLimit = 16 << 10
-	// poolTimeout is how long a request waits for a free upstream
-	// connection when all are busy.
-	poolTimeout = 5 * time.Second
+	// prefetchLimit is how much of a request body fasthttp reads before
+	// the handler runs, under the header timeout and before the body limit
+	// can be checked. One byte: the whole body is read by the proxy, each
+	// read under the body idle timeout, and an oversized body is refused
+	// as soon as it starts.
+	prefetchLimit = 1
 )
 
 // App is one gateway instance.
@@ -53,7 +50,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		ConnectTimeout:  cfg.UpstreamConnectTimeout,
 		IdleConnTimeout: cfg.UpstreamIdleConnTimeout,
 		MaxConns:        cfg.UpstreamMaxConns,
-		PoolTimeout:     poolTimeout,
+		PoolTimeout:     cfg.UpstreamPoolTimeout,
 	})
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               cfg.ProjectName,
@@ -65,9 +62,18 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
 		BodyLimit:                    prefetchLimit,
-		ReadBufferSize:               maxHeaderBytes,
-		WriteBufferSize:              writeBufferSize,
-		ErrorHandler:                 routes.ErrorHandler(log),
+		// The read buffer holds the request line and headers, so its size
+		// is the header limit: more is answered 431.
+		ReadBufferSize:  int(cfg.MaxHeaderBytes),
+		WriteBufferSize: writeBufferSize,
+		// ReadTimeout covers the headers (and the prefetched start of the
+		// body); the proxy then gives every read of the body, and every
+		// write of a streamed response, ClientBodyIdleTimeout of its own.
+		ReadTimeout:  cfg.ClientHeaderTimeout,
+		WriteTimeout: cfg.ClientBodyIdleTimeout,
+		IdleTimeout:  cfg.ClientIdleTimeout,
+		Concurrency:  cfg.MaxClientConns,
+		ErrorHandler: routes.ErrorHandler(log),
 	})
 	// Idle keep-alive connections must not hold shutdown open.
 	a.fiber.Server().CloseOnShutdown = true
@@ -78,6 +84,10 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		Upstream:       a.upstream,
 		Health:         a.healthProblem,
 		Logger:         log,
+
+		MaxBodySize:           cfg.MaxBodySize,
+		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
+		MaxInFlight:           cfg.MaxInFlight,
 	})
 	return a
 }
@@ -100,8 +110,9 @@ func Listen(cfg config.Config) (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve answers requests on ln until ctx is done, then drains: it stops
-// accepting, lets in-flight requests (uploads and downloads included)
+// Serve answers requests on ln until ctx is done, then drains: /health
+// turns 503 at once, requests are still served for the shutdown delay,
+// then it stops accepting, lets in-flight requests (uploads and downloads included)
 // finish for up to the configured shutdown timeout, and closes the
 // upstream client. It returns nil after a clean drain.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
@@ -120,7 +131,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 
+	// Out of rotation first: /health answers 503 while requests are still
+	// served, so load balancers stop routing here before the listener
+	// closes. A second signal exits at once (see main).
 	a.draining.Store(true)
+	if d := a.cfg.ShutdownDelay; d > 0 {
+		a.log.Info("Shutting down: failing health checks, still serving",
+			slog.Float64("shutdown_delay_s", d.Seconds()))
+		time.Sleep(d)
+	}
 	a.log.Info("Shutting down: draining in-flight requests",
 		slog.Float64("shutdown_timeout_s", a.cfg.ShutdownTimeout.Seconds()))
 	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)

@@ -23,6 +23,9 @@ const (
 	detailBadGateway  = "Upstream service failed to answer properly."
 	detailBusy        = "Upstream service is busy, try again shortly."
 	detailInternal    = "Internal Server Error"
+	detailOverloaded  = "Gateway is overloaded, try again shortly."
+	detailTooLarge    = "Request body too large."
+	detailInvalidPath = "Invalid path."
 )
 
 // retryAfterSeconds is what a client told "busy" should wait.
@@ -172,4 +175,17 @@ func answerBare(ctx *fasthttp.RequestCtx, access *slog.Logger, status int, detai
 		attrs = append(attrs, slog.String("error", cause.Error()))
 	}
 	access.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
+}
+
+// refuseLargeBodies answers "Expect: 100-continue" for a body declared
+// larger than maxBody with 413 instead of 100 Continue, so the client
+// never sends it.
+func refuseLargeBodies(maxBody int64, access *slog.Logger) func(*fasthttp.RequestCtx) int {
+	return func(ctx *fasthttp.RequestCtx) int {
+		if maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > maxBody {
+			answerBare(ctx, access, fiber.StatusRequestEntityTooLarge, detailTooLarge, nil)
+			return fiber.StatusRequestEntityTooLarge
+		}
+		return fiber.StatusContinue
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"time"
 
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
@@ -22,62 +24,89 @@ const allowedMethods = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
 // or ones of unknown length, stream.
 const bufferLimit = 16 << 10
 
-// proxy forwards {prefix}/ingest/{path} to {prefix}/{path} upstream. cut
-// is the length of "{prefix}/ingest/": what follows it is forwarded as the
-// client sent it, escapes and all, with the raw query.
-func proxy(up Upstream, prefix string, cut int, log *slog.Logger) fiber.Handler {
-	log = log.With(slog.String("logger", "gateway.proxy"))
-	return func(c *fiber.Ctx) error {
-		if !isAllowedMethod(c.Method()) {
-			c.Set(fiber.HeaderAllow, allowedMethods)
-			return fiber.ErrMethodNotAllowed
-		}
-		debug := log.Enabled(context.Background(), slog.LevelDebug)
+// proxy forwards {prefix}/ingest/{path} to {prefix}/{path} upstream.
+type proxy struct {
+	upstream Upstream
+	prefix   string
+	// cut is the length of "{prefix}/ingest/": what follows it is
+	// forwarded as the client sent it, escapes and all, with the raw query.
+	cut        int
+	maxBody    int64         // 0: no limit
+	clientIdle time.Duration // longest a client body or download may stall
+	log        *slog.Logger
+}
 
-		req := fasthttp.AcquireRequest()
-		defer fasthttp.ReleaseRequest(req)
-		req.UseHostHeader = true
-		var target [256]byte
-		buildRequestHeader(&req.Header, c, upstreamURI(target[:0], prefix, c.Request().URI(), cut), requestIDOf(c))
-		in := &c.Request().Header
-
-		var body *requestBody
-		// ContentLength is -1 for a chunked body, and 0 or -2 for none.
-		if n, stream := in.ContentLength(), c.Context().RequestBodyStream(); (n > 0 || n == -1) && stream != nil {
-			body = &requestBody{r: stream, want: int64(n)}
-			req.SetBodyStream(body, n)
-		}
-
-		if debug {
-			log.Debug("Initiating proxy request", append(requestAttrs(c),
-				slog.String("target_path", string(req.Header.RequestURI())),
-				slog.String("company_id", string(in.Peek("X-Company-ID"))))...)
-		}
-
-		resp := fasthttp.AcquireResponse()
-		resp.Header.SetNoDefaultContentType(true)
-		if err := up.Do(req, resp); err != nil {
-			fasthttp.ReleaseResponse(resp)
-			if body != nil && body.err != nil {
-				// The client, not the upstream, broke off: its connection
-				// cannot be reused, and the upstream saw no complete request.
-				c.Context().SetConnectionClose()
-				return fiber.NewError(fiber.StatusBadRequest, "Request body could not be read.")
-			}
-			return &upstreamError{kind: upstream.Classify(err), err: err}
-		}
-		if debug {
-			log.Debug("Received response from backend", append(requestAttrs(c),
-				slog.Int("status_code", resp.StatusCode()))...)
-		}
-		return respond(c, resp)
+func (p *proxy) handle(c *fiber.Ctx) error {
+	if !isAllowedMethod(c.Method()) {
+		c.Set(fiber.HeaderAllow, allowedMethods)
+		return fiber.ErrMethodNotAllowed
 	}
+	uri := c.Request().URI()
+	if !safeSubpath(uri.PathOriginal()[p.cut:]) {
+		return fiber.NewError(fiber.StatusBadRequest, detailInvalidPath)
+	}
+	in := &c.Request().Header
+	if p.maxBody > 0 && int64(in.ContentLength()) > p.maxBody {
+		// Refused before reading it; the unread body cannot be skipped.
+		c.Context().SetConnectionClose()
+		return fiber.NewError(fiber.StatusRequestEntityTooLarge, detailTooLarge)
+	}
+	debug := p.log.Enabled(context.Background(), slog.LevelDebug)
+
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.UseHostHeader = true
+	var target [256]byte
+	buildRequestHeader(&req.Header, c, upstreamURI(target[:0], p.prefix, uri, p.cut), requestIDOf(c))
+
+	var body *requestBody
+	// ContentLength is -1 for a chunked body, and 0 or -2 for none.
+	if n, stream := in.ContentLength(), c.Context().RequestBodyStream(); (n > 0 || n == -1) && stream != nil {
+		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody}
+		req.SetBodyStream(body, n)
+	}
+
+	if debug {
+		p.log.Debug("Initiating proxy request", append(requestAttrs(c),
+			slog.String("target_path", string(req.Header.RequestURI())),
+			slog.String("company_id", string(in.Peek("X-Company-ID"))))...)
+	}
+
+	resp := fasthttp.AcquireResponse()
+	resp.Header.SetNoDefaultContentType(true)
+	if err := p.upstream.Do(req, resp); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		if body != nil && body.err != nil {
+			// The client, not the upstream, broke off; the upstream saw no
+			// complete request, and this connection cannot be reused.
+			c.Context().SetConnectionClose()
+			return clientBodyError(body.err)
+		}
+		return &upstreamError{kind: upstream.Classify(err), err: err}
+	}
+	if debug {
+		p.log.Debug("Received response from backend", append(requestAttrs(c),
+			slog.Int("status_code", resp.StatusCode()))...)
+	}
+	return respond(c, resp, p.clientIdle)
+}
+
+// clientBodyError is the answer to an upload the client broke off.
+func clientBodyError(err error) error {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return fiber.NewError(fiber.StatusRequestEntityTooLarge, detailTooLarge)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return fiber.NewError(fiber.StatusRequestTimeout, "Request body timed out.")
+	}
+	return fiber.NewError(fiber.StatusBadRequest, "Request body could not be read.")
 }
 
 // respond copies the upstream's answer to the client and hands over its
 // body: read whole when small and of known length, streamed otherwise.
 // It takes ownership of resp.
-func respond(c *fiber.Ctx, resp *fasthttp.Response) error {
+func respond(c *fiber.Ctx, resp *fasthttp.Response, clientIdle time.Duration) error {
 	out := c.Response()
 	n := resp.Header.ContentLength()
 	streaming := false
@@ -104,7 +133,7 @@ func respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 	if n < 0 {
 		n = -1 // chunked to the client, whatever the upstream's framing
 	}
-	out.SetBodyStream(&streamedBody{resp: resp, r: resp.BodyStream()}, n)
+	out.SetBodyStream(&streamedBody{resp: resp, r: resp.BodyStream(), conn: c.Context().Conn(), idle: clientIdle}, n)
 	return nil
 }
 
@@ -143,21 +172,38 @@ func isAllowedMethod(m string) bool {
 	return false
 }
 
-// requestBody passes the client's body to the upstream and remembers why
-// reading it failed, so a client that broke off is told apart from an
-// upstream that did. A body that ends before its Content-Length is a
-// failure too: fasthttp reports it as a plain EOF.
+// errBodyTooLarge ends an upload that outgrew the body limit mid-stream.
+var errBodyTooLarge = errors.New("request body exceeds the limit")
+
+// requestBody passes the client's body to the upstream. It gives each read
+// from the client the full idle timeout, enforces the body limit on bodies
+// of unknown length, and remembers why reading failed, so a client that
+// broke off is told apart from an upstream that did. A body that ends
+// before its Content-Length is a failure too: fasthttp reports it as EOF.
 type requestBody struct {
-	r    io.Reader
-	want int64 // Content-Length, or -1 when chunked
-	read int64
-	err  error
+	r     io.Reader
+	conn  net.Conn
+	idle  time.Duration
+	want  int64 // Content-Length, or -1 when chunked
+	limit int64 // 0: none
+	read  int64
+	err   error
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		if err := b.conn.SetReadDeadline(time.Now().Add(b.idle)); err != nil {
+			b.err = err
+			return 0, err
+		}
+	}
 	n, err := b.r.Read(p)
 	b.read += int64(n)
-	if err == io.EOF && b.want >= 0 && b.read < b.want {
+	switch {
+	case b.limit > 0 && b.read > b.limit:
+		// Not one byte past the limit goes upstream.
+		n, err = 0, errBodyTooLarge
+	case err == io.EOF && b.want >= 0 && b.read < b.want:
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil && err != io.EOF {
@@ -173,11 +219,22 @@ func (b *requestBody) Read(p []byte) (int, error) {
 type streamedBody struct {
 	resp *fasthttp.Response
 	r    io.Reader
+	// conn is the client's: each chunk read here is written to it next, and
+	// gets the full idle timeout to go out, so a client that stops reading
+	// a download is cut off without limiting a slow one that keeps up.
+	conn net.Conn
+	idle time.Duration
 	err  error
 	done func(err error)
 }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		if err := b.conn.SetWriteDeadline(time.Now().Add(b.idle)); err != nil {
+			b.err = err
+			return 0, err
+		}
+	}
 	n, err := b.r.Read(p)
 	if err != nil && err != io.EOF {
 		b.err = err

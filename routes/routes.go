@@ -5,7 +5,10 @@ package routes
 
 import (
 	"log/slog"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
@@ -36,6 +39,14 @@ type Deps struct {
 	Health func() string
 	// Logger receives the access log and errors.
 	Logger *slog.Logger
+
+	// MaxBodySize bounds request bodies (0: no bound).
+	MaxBodySize int64
+	// ClientBodyIdleTimeout is the longest a client may leave an upload or
+	// a download without progress.
+	ClientBodyIdleTimeout time.Duration
+	// MaxInFlight bounds requests being proxied at once.
+	MaxInFlight int
 }
 
 // Register mounts the middleware and routes on app, outermost first. The
@@ -45,6 +56,7 @@ type Deps struct {
 func Register(app *fiber.App, d Deps) {
 	access := d.Logger.With(slog.String("logger", "gateway.access"))
 	app.Use(accessLog(access, ErrorHandler(d.Logger)))
+	app.Use(rejectAmbiguousFraming)
 	app.Use(dropInvalidRequestID)
 	app.Use(requestid.New(requestid.Config{
 		Header:     fiber.HeaderXRequestID,
@@ -68,7 +80,15 @@ func Register(app *fiber.App, d Deps) {
 
 	ingest := d.APIPrefix + "/ingest"
 	app.All(ingest, addSlash)
-	app.All(ingest+"/*", proxy(d.Upstream, d.APIPrefix, len(ingest)+1, d.Logger))
+	p := &proxy{
+		upstream:   d.Upstream,
+		prefix:     d.APIPrefix,
+		cut:        len(ingest) + 1,
+		maxBody:    d.MaxBodySize,
+		clientIdle: d.ClientBodyIdleTimeout,
+		log:        d.Logger.With(slog.String("logger", "gateway.proxy")),
+	}
+	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
@@ -77,4 +97,21 @@ func Register(app *fiber.App, d Deps) {
 	srv := app.Server()
 	srv.ErrorHandler = serverErrorHandler(access)
 	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", access)
+	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, access)
+}
+
+// limitInFlight refuses requests beyond max at once, with 503 and
+// Retry-After, rather than queueing them: under overload, memory stays
+// bounded and the requests already admitted keep their latency.
+func limitInFlight(max int) fiber.Handler {
+	var inFlight atomic.Int64
+	return func(c *fiber.Ctx) error {
+		if inFlight.Add(1) > int64(max) {
+			inFlight.Add(-1)
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds))
+			return fiber.NewError(fiber.StatusServiceUnavailable, detailOverloaded)
+		}
+		defer inFlight.Add(-1)
+		return c.Next()
+	}
 }

@@ -5,6 +5,7 @@ package upstream
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/url"
 	"syscall"
@@ -88,6 +89,8 @@ func NewClient(o Options) *fasthttp.HostClient {
 // the upstream while idle in the pool looks like on first use. Timeouts are
 // not stale connections: retrying them would double the wait.
 func isStaleConn(err error) bool {
-	return errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, net.ErrClosed) ||
+	// io.EOF is what fasthttp reports, within its retry loop, for a
+	// connection that closed before the first response byte.
+	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
