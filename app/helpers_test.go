@@ -323,3 +323,7 @@ func fullBacklogListener(t *testing.T) string {
 	t.Skip("could not fill the accept queue; this kernel accepts beyond the backlog")
 	return ""
 }
+
+func jsonDecode(r io.Reader, v any) error {
+	return json.NewDecoder(r).Decode(v)
+}

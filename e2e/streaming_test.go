@@ -107,7 +107,7 @@ func sendUpload(ctx context.Context, g *gateway, kind uploadKind, n int64) (rece
 func multipartEnvelope(fileName string) (head, tail []byte, contentType string, err error) {
 	var buf bytes.Buffer
 	form := multipart.NewWriter(&buf)
-	if err := writeFormHead(form, fileName); err != nil {
+	if _, err := writeFormHead(form, fileName); err != nil {
 		return nil, nil, "", err
 	}
 	head = bytes.Clone(buf.Bytes())
@@ -118,30 +118,29 @@ func multipartEnvelope(fileName string) (head, tail []byte, contentType string, 
 	return head, buf.Bytes(), form.FormDataContentType(), nil
 }
 
-// writeForm writes a whole form with content as the file, then the closing
-// boundary.
+// writeForm writes the same form as multipartEnvelope describes, with
+// content as the file.
 func writeForm(form *multipart.Writer, fileName string, content io.Reader) error {
-	if err := writeFormHead(form, fileName); err != nil {
+	file, err := writeFormHead(form, fileName)
+	if err != nil {
 		return err
 	}
-	// form.CreatePart's writer is the one writeFormHead got; the multipart
-	// writer sends part content straight to the underlying writer.
-	if _, err := io.Copy(formPart{form}, content); err != nil {
+	if _, err := io.Copy(file, content); err != nil {
 		return err
 	}
 	return form.Close()
 }
 
-// writeFormHead writes a metadata field and the header of the file part.
-func writeFormHead(form *multipart.Writer, fileName string) error {
+// writeFormHead writes a metadata field and the header of the file part,
+// and returns the writer for the file's content.
+func writeFormHead(form *multipart.Writer, fileName string) (io.Writer, error) {
 	if err := form.WriteField("metadata_json", `{"source":"e2e"}`); err != nil {
-		return err
+		return nil, err
 	}
 	h := textproto.MIMEHeader{}
 	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, fileName))
 	h.Set("Content-Type", "application/pdf")
-	_, err := form.CreatePart(h)
-	return err
+	return form.CreatePart(h)
 }
 
 // post sends body to url and decodes the mock's reply, from the sink

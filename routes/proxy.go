@@ -133,6 +133,10 @@ func respond(c *fiber.Ctx, resp *fasthttp.Response, clientIdle time.Duration) er
 	if n < 0 {
 		n = -1 // chunked to the client, whatever the upstream's framing
 	}
+	// The headers leave at once, before the first body byte is read: the
+	// client learns the status without waiting for a slow body, and a body
+	// that breaks early still shows as a response that broke.
+	out.ImmediateHeaderFlush = true
 	out.SetBodyStream(&streamedBody{resp: resp, r: resp.BodyStream(), conn: c.Context().Conn(), idle: clientIdle}, n)
 	return nil
 }

@@ -67,13 +67,17 @@ func Register(app *fiber.App, d Deps) {
 		EnableStackTrace:  true,
 		StackTraceHandler: logPanic(d.Logger),
 	}))
-	app.Use(cors.New(cors.Config{
-		AllowOrigins:     strings.Join(d.AllowedOrigins, ","),
-		AllowCredentials: true,
-		AllowMethods:     "GET,POST,PUT,DELETE,PATCH,OPTIONS,HEAD",
-		AllowHeaders:     "", // echo what the preflight asks for: any header
-		ExposeHeaders:    "X-Request-ID,X-Process-Time",
-	}))
+	// With no origin listed, Fiber's CORS would allow every origin ("*"),
+	// and panic on that combined with credentials: no CORS at all instead.
+	if len(d.AllowedOrigins) > 0 {
+		app.Use(cors.New(cors.Config{
+			AllowOrigins:     strings.Join(d.AllowedOrigins, ","),
+			AllowCredentials: true,
+			AllowMethods:     "GET,POST,PUT,DELETE,PATCH,OPTIONS,HEAD",
+			AllowHeaders:     "", // echo what the preflight asks for: any header
+			ExposeHeaders:    "X-Request-ID,X-Process-Time",
+		}))
+	}
 
 	app.Get("/", root(d.ProjectName))
 	app.Get("/health", health(d.ProjectName, d.Health))
