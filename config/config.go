@@ -127,6 +127,11 @@ type Config struct {
 	// refuses new ones with 503. GATEWAY_MAX_CLIENT_CONNECTIONS, default 4096.
 	MaxClientConns int
 
+	// AdminPort serves /metrics and /debug/pprof/ on Host, apart from the
+	// public port so neither is ever exposed through the load balancer.
+	// GATEWAY_ADMIN_PORT, default 9090; 0 picks a free port.
+	AdminPort int
+
 	// Host and Port are where the gateway listens. HOST, default "0.0.0.0";
 	// PORT, default 8080 (0 picks a free port).
 	Host string
@@ -155,6 +160,7 @@ func Default() Config {
 		ClientIdleTimeout:       75 * time.Second,
 		MaxInFlight:             512,
 		MaxClientConns:          4096,
+		AdminPort:               9090,
 		Host:                    "0.0.0.0",
 		Port:                    8080,
 	}
@@ -163,6 +169,11 @@ func Default() Config {
 // Addr is the listen address, host:port.
 func (c Config) Addr() string {
 	return net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+}
+
+// AdminAddr is the admin listener's address, host:port.
+func (c Config) AdminAddr() string {
+	return net.JoinHostPort(c.Host, strconv.Itoa(c.AdminPort))
 }
 
 // AllowedOrigins lists the origins CORS lets in, credentials included.
@@ -217,6 +228,10 @@ func Load(environ []string) (Config, error) {
 	p.integer("GATEWAY_MAX_CLIENT_CONNECTIONS", &c.MaxClientConns, 1, 1<<20)
 	p.str("HOST", &c.Host, host)
 	p.integer("PORT", &c.Port, 0, 65535)
+	p.integer("GATEWAY_ADMIN_PORT", &c.AdminPort, 0, 65535)
+	if c.AdminPort == c.Port && c.Port != 0 {
+		p.fail("GATEWAY_ADMIN_PORT", "must differ from PORT", strconv.Itoa(c.AdminPort))
+	}
 
 	if _, set := env["GATEWAY_HTTP_CLIENT_MAX_KEEPALIVE_CONNECTIONS"]; !set {
 		// The default keep-alive pool follows a smaller connection cap.

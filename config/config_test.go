@@ -256,8 +256,8 @@ func TestLoadParsesEachVariable(t *testing.T) {
 		},
 		{
 			name:    "port",
-			environ: []string{"PORT=9090"},
-			edit:    func(c *config.Config) { c.Port = 9090 },
+			environ: []string{"PORT=9091"},
+			edit:    func(c *config.Config) { c.Port = 9091 },
 		},
 		{
 			name:    "port zero picks a free port",
