@@ -73,12 +73,12 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 
 	startup.Info("Starting gateway", slog.String("version", version))
-	ln, err := app.Listen(cfg)
+	listeners, err := app.Listen(cfg)
 	if err != nil {
 		startup.Log(ctx, logging.LevelCritical, "Cannot listen", slog.String("error", err.Error()))
 		return err
 	}
-	return app.New(cfg, log).Serve(ctx, ln)
+	return app.New(cfg, log).Serve(ctx, listeners)
 }
 
 // readDotenv returns the KEY=value entries of path; a missing file has none.

@@ -9,13 +9,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
 	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/routes"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/valyala/fasthttp"
 )
 
@@ -35,6 +40,7 @@ type App struct {
 	cfg      config.Config
 	log      *slog.Logger
 	fiber    *fiber.App
+	admin    *http.Server
 	upstream *fasthttp.HostClient
 	// draining is set once shutdown has begun; /health then answers 503.
 	draining atomic.Bool
@@ -44,6 +50,9 @@ type App struct {
 // as valid). Nothing listens until Serve.
 func New(cfg config.Config, log *slog.Logger) *App {
 	a := &App{cfg: cfg, log: log.With(slog.String("logger", "gateway.app"))}
+	registry := prometheus.NewRegistry()
+	m := metrics.New(registry)
+	a.admin = &http.Server{Handler: adminMux(registry), ReadHeaderTimeout: 10 * time.Second}
 	a.upstream = upstream.NewClient(upstream.Options{
 		URL:             cfg.IngestURL,
 		Timeout:         cfg.UpstreamTimeout,
@@ -88,8 +97,22 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
 		MaxInFlight:           cfg.MaxInFlight,
+		Metrics:               m,
 	})
 	return a
+}
+
+// adminMux serves the operators' endpoints: Prometheus metrics and Go's
+// profiler. It is only ever on the admin listener.
+func adminMux(registry *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // healthProblem says why the gateway cannot take traffic, or "".
@@ -100,14 +123,25 @@ func (a *App) healthProblem() string {
 	return ""
 }
 
-// Listen opens the configured address, failing with a message that names
-// it when it is taken.
-func Listen(cfg config.Config) (net.Listener, error) {
-	ln, err := net.Listen("tcp", cfg.Addr())
+// Listeners are the gateway's two sockets: the public one for the proxy,
+// and the admin one for metrics and profiles.
+type Listeners struct {
+	Public, Admin net.Listener
+}
+
+// Listen opens the configured addresses, failing with a message that names
+// the one that is taken.
+func Listen(cfg config.Config) (Listeners, error) {
+	public, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", cfg.Addr(), err)
+		return Listeners{}, fmt.Errorf("listening on %s: %w", cfg.Addr(), err)
 	}
-	return ln, nil
+	admin, err := net.Listen("tcp", cfg.AdminAddr())
+	if err != nil {
+		public.Close()
+		return Listeners{}, fmt.Errorf("listening on %s (admin): %w", cfg.AdminAddr(), err)
+	}
+	return Listeners{Public: public, Admin: admin}, nil
 }
 
 // Serve answers requests on ln until ctx is done, then drains: /health
@@ -115,9 +149,13 @@ func Listen(cfg config.Config) (net.Listener, error) {
 // then it stops accepting, lets in-flight requests (uploads and downloads included)
 // finish for up to the configured shutdown timeout, and closes the
 // upstream client. It returns nil after a clean drain.
-func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+func (a *App) Serve(ctx context.Context, ls Listeners) error {
+	ln := ls.Public
+	go a.admin.Serve(ls.Admin)
+	defer a.admin.Close()
 	a.log.Info("Gateway listening",
 		slog.String("address", ln.Addr().String()),
+		slog.String("admin_address", ls.Admin.Addr().String()),
 		slog.String("ingest_service_url", a.cfg.IngestURL.String()),
 		slog.String("log_level", a.cfg.LogLevel),
 		slog.Float64("http_client_timeout_s", a.cfg.UpstreamTimeout.Seconds()))

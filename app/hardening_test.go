@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -449,7 +450,8 @@ func TestOverload(t *testing.T) {
 	defer client.CloseIdleConnections()
 
 	var served, refused, other atomic.Int64
-	var slowestRefusal atomic.Int64
+	var mu sync.Mutex
+	var refusals []time.Duration
 	var wg sync.WaitGroup
 	for range 256 { // sixteen times the limit
 		wg.Add(1)
@@ -469,9 +471,9 @@ func TestOverload(t *testing.T) {
 					served.Add(1)
 				case resp.StatusCode == 503 && resp.Header.Get("Retry-After") != "":
 					refused.Add(1)
-					if d := int64(time.Since(start)); d > slowestRefusal.Load() {
-						slowestRefusal.Store(d)
-					}
+					mu.Lock()
+					refusals = append(refusals, time.Since(start))
+					mu.Unlock()
 				default:
 					other.Add(1)
 				}
@@ -479,15 +481,23 @@ func TestOverload(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("served %d, refused %d, slowest refusal %s", served.Load(), refused.Load(), time.Duration(slowestRefusal.Load()))
+	slices.Sort(refusals)
+	var median time.Duration
+	if len(refusals) > 0 {
+		median = refusals[len(refusals)/2]
+	}
+	t.Logf("served %d, refused %d; refusal latency median %s, max %s (the max includes connecting through a full accept queue)",
+		served.Load(), refused.Load(), median, refusals[len(refusals)-1])
 	if other.Load() != 0 {
 		t.Errorf("%d requests neither served nor refused with 503 + Retry-After", other.Load())
 	}
 	if served.Load() == 0 || refused.Load() == 0 {
 		t.Errorf("want both served and refused requests under overload")
 	}
-	if d := time.Duration(slowestRefusal.Load()); d > time.Second {
-		t.Errorf("slowest refusal took %s, want well under the 200ms service time plus queueing", d)
+	// Admitted requests take 200ms upstream; a refusal must not wait for
+	// any of them.
+	if median > 100*time.Millisecond {
+		t.Errorf("median refusal took %s, want well under the 200ms an admitted request takes", median)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()

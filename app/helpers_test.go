@@ -27,11 +27,12 @@ import (
 
 // gateway is a gateway served in-process on 127.0.0.1:0 for one test.
 type gateway struct {
-	addr string // host:port
-	url  string // http://host:port
-	logs *syncBuffer
-	stop context.CancelFunc
-	done chan error
+	addr  string // host:port
+	url   string // http://host:port
+	admin string // http://host:port of the admin listener
+	logs  *syncBuffer
+	stop  context.CancelFunc
+	done  chan error
 }
 
 // startGateway serves a gateway in front of upstreamURL with the default
@@ -45,20 +46,21 @@ func startGateway(t *testing.T, upstreamURL string, edit func(*config.Config)) *
 		t.Fatal(err)
 	}
 	cfg.IngestURL = u
-	cfg.Host, cfg.Port = "127.0.0.1", 0
+	cfg.Host, cfg.Port, cfg.AdminPort = "127.0.0.1", 0, 0
 	cfg.ShutdownTimeout = 5 * time.Second
 	if edit != nil {
 		edit(&cfg)
 	}
 	logs := &syncBuffer{}
 	a := app.New(cfg, logging.New(logs, slog.LevelDebug))
-	ln, err := app.Listen(cfg)
+	ls, err := app.Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &gateway{addr: ln.Addr().String(), url: "http://" + ln.Addr().String(), logs: logs, stop: cancel, done: make(chan error, 1)}
-	go func() { g.done <- a.Serve(ctx, ln) }()
+	addr := ls.Public.Addr().String()
+	g := &gateway{addr: addr, url: "http://" + addr, admin: "http://" + ls.Admin.Addr().String(), logs: logs, stop: cancel, done: make(chan error, 1)}
+	go func() { g.done <- a.Serve(ctx, ls) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -255,6 +257,13 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+// reset forgets what was written, for tests that log a lot.
+func (b *syncBuffer) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = bytes.Buffer{}
 }
 
 // lines returns the JSON log lines written so far.

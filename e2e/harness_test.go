@@ -85,6 +85,7 @@ func gatewayEnv(ingestURL string, extra ...string) []string {
 		"GATEWAY_INGEST_SERVICE_URL=" + ingestURL,
 		"HOST=127.0.0.1",
 		"PORT=0",
+		"GATEWAY_ADMIN_PORT=0",
 	}, extra...)
 }
 

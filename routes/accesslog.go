@@ -7,18 +7,42 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atenex/gateway/metrics"
+	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
 )
 
+// statsKey is where a request's requestStats live in the context's Locals.
+const statsKey = "gateway.stats"
+
+// requestStats is what the proxy tells the access log about a request.
+type requestStats struct {
+	upstream time.Duration // to the upstream's response headers; 0 if not proxied
+	bytesIn  int64         // request body bytes passed upstream
+}
+
+// statsOf returns the request's stats, or a throwaway when the access log
+// did not run (as in tests that mount a handler alone).
+func statsOf(c *fiber.Ctx) *requestStats {
+	if s, ok := c.Locals(statsKey).(*requestStats); ok {
+		return s
+	}
+	return &requestStats{}
+}
+
 // accessLog times each request, answers errors through handleErr so the
-// status is final, stamps X-Process-Time, and writes one INFO line per
-// completed request. When the body streams from the upstream, the line is
-// written when the last byte has gone out (or the transfer broke), so
-// duration_ms covers the whole transfer; X-Process-Time, sent before the
-// body, is the time to the response headers, as in the original.
-func accessLog(log *slog.Logger, handleErr fiber.ErrorHandler) fiber.Handler {
+// status is final, stamps X-Process-Time, and, once the response is
+// complete, writes one INFO line and updates the metrics. When the body
+// streams from the upstream, completion is when the last byte has gone
+// out (or the transfer broke), so duration_ms and bytes_out cover the whole
+// transfer; X-Process-Time, sent before the body, is the time to the
+// response headers, as in the original.
+func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandler) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
+		m.InFlight.Inc()
+		stats := &requestStats{}
+		c.Locals(statsKey, stats)
 		if err := c.Next(); err != nil {
 			if err := handleErr(c, err); err != nil {
 				c.Status(fiber.StatusInternalServerError)
@@ -26,20 +50,23 @@ func accessLog(log *slog.Logger, handleErr fiber.ErrorHandler) fiber.Handler {
 		}
 		c.Response().Header.Set("X-Process-Time", formatMillis(time.Since(start)))
 
-		line := accessLine{
+		in := &c.Request().Header
+		line := &accessLine{
 			requestID: strings.Clone(requestIDOf(c)),
 			method:    c.Method(),
 			path:      string(c.Request().URI().PathOriginal()),
 			clientIP:  c.IP(),
-			companyID: string(c.Request().Header.Peek("X-Company-ID")),
+			companyID: string(in.Peek("X-Company-ID")),
+			traceID:   traceID(in.Peek("Traceparent")),
 			status:    c.Response().StatusCode(),
 			start:     start,
+			stats:     stats,
 		}
 		if body, ok := c.Response().BodyStream().(*streamedBody); ok {
-			body.done = func(err error) { line.write(log, err) }
+			body.done = func(n int64, err error) { line.finish(log, m, n, err) }
 			return nil
 		}
-		line.write(log, nil)
+		line.finish(log, m, int64(len(c.Response().Body())), nil)
 		return nil
 	}
 }
@@ -47,30 +74,62 @@ func accessLog(log *slog.Logger, handleErr fiber.ErrorHandler) fiber.Handler {
 // accessLine holds what the access log says about one request. Its strings
 // are copies: the line may be written after Fiber has reused the context.
 type accessLine struct {
-	requestID, method, path, clientIP, companyID string
-	status                                       int
-	start                                        time.Time
+	requestID, method, path, clientIP, companyID, traceID string
+	status                                                int
+	start                                                 time.Time
+	stats                                                 *requestStats
 }
 
-func (l *accessLine) write(log *slog.Logger, err error) {
-	attrs := make([]slog.Attr, 0, 9)
+// finish records the completed request: metrics, then the log line.
+// bytesOut is the response body bytes sent; err, why a streamed body broke.
+func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64, err error) {
+	elapsed := time.Since(l.start)
+	m.InFlight.Dec()
+	m.Requests.WithLabelValues(metrics.Method(l.method), metrics.Code(l.status)).Inc()
+	m.RequestDuration.Observe(elapsed.Seconds())
+	m.RequestBodyBytes.Add(float64(l.stats.bytesIn))
+	m.ResponseBodyBytes.Add(float64(bytesOut))
+
+	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
 		slog.String("request_id", l.requestID),
 		slog.String("method", l.method),
 		slog.String("path", l.path),
 		slog.String("client_ip", l.clientIP),
 		slog.Int("status_code", l.status),
-		slog.Float64("duration_ms", millis(time.Since(l.start))),
+		slog.Float64("duration_ms", millis(elapsed)),
+		slog.Float64("upstream_duration_ms", millis(l.stats.upstream)),
+		slog.Int64("bytes_in", l.stats.bytesIn),
+		slog.Int64("bytes_out", bytesOut),
+		slog.String("company_id", l.companyID),
+		slog.String("trace_id", l.traceID),
 	)
-	if l.companyID != "" {
-		attrs = append(attrs, slog.String("company_id", l.companyID))
-	}
 	if err != nil {
+		m.UpstreamErrors.WithLabelValues(string(upstream.Classify(err))).Inc()
 		attrs = append(attrs, slog.String("error", err.Error()))
 		log.LogAttrs(context.Background(), slog.LevelError, "Response body broken off", attrs...)
 		return
 	}
 	log.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
+}
+
+// traceID returns the trace ID of a W3C traceparent header
+// ("00-<32 hex>-<16 hex>-<2 hex>"), or "" if there is none or it is
+// malformed. The header itself passes upstream untouched.
+func traceID(traceparent []byte) string {
+	if len(traceparent) < 55 || traceparent[2] != '-' || traceparent[35] != '-' || traceparent[52] != '-' {
+		return ""
+	}
+	id := traceparent[3:35]
+	for _, b := range id {
+		if unhex(b) < 0 || ('A' <= b && b <= 'F') {
+			return ""
+		}
+	}
+	if string(id) == "00000000000000000000000000000000" {
+		return ""
+	}
+	return string(id)
 }
 
 // requestAttrs are the fields every log line about a request carries.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
@@ -112,7 +113,7 @@ func logPanic(log *slog.Logger) func(*fiber.Ctx, any) {
 // route runs (malformed, headers too large, body over a limit) with the
 // same JSON shape, request ID and latency header as everything else.
 // Fiber's own handler would echo fasthttp's internal error text.
-func serverErrorHandler(access *slog.Logger) func(*fasthttp.RequestCtx, error) {
+func serverErrorHandler(bare bareAnswerer) func(*fasthttp.RequestCtx, error) {
 	return func(ctx *fasthttp.RequestCtx, err error) {
 		status, detail := fiber.StatusBadRequest, "Malformed request."
 		var small *fasthttp.ErrSmallBuffer
@@ -126,7 +127,7 @@ func serverErrorHandler(access *slog.Logger) func(*fasthttp.RequestCtx, error) {
 			status, detail = fiber.StatusRequestTimeout, "Request timed out."
 		}
 		ctx.SetConnectionClose()
-		answerBare(ctx, access, status, detail, err)
+		bare.answer(ctx, status, detail, err)
 	}
 }
 
@@ -134,7 +135,7 @@ func serverErrorHandler(access *slog.Logger) func(*fasthttp.RequestCtx, error) {
 // not know (PROPFIND, BREW, …) with a plain-text 400 that skips every
 // middleware. Such a request gets what any other unroutable one gets: 405
 // on the proxied route, 404 elsewhere, as JSON.
-func knownMethodsOnly(next fasthttp.RequestHandler, ingestPrefix string, access *slog.Logger) fasthttp.RequestHandler {
+func knownMethodsOnly(next fasthttp.RequestHandler, ingestPrefix string, bare bareAnswerer) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Method()) {
 		case fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete,
@@ -144,16 +145,21 @@ func knownMethodsOnly(next fasthttp.RequestHandler, ingestPrefix string, access 
 		}
 		if bytes.HasPrefix(ctx.URI().PathOriginal(), []byte(ingestPrefix)) {
 			ctx.Response.Header.Set(fiber.HeaderAllow, allowedMethods)
-			answerBare(ctx, access, fiber.StatusMethodNotAllowed, "Method Not Allowed", nil)
+			bare.answer(ctx, fiber.StatusMethodNotAllowed, "Method Not Allowed", nil)
 			return
 		}
-		answerBare(ctx, access, fiber.StatusNotFound, "Not Found", nil)
+		bare.answer(ctx, fiber.StatusNotFound, "Not Found", nil)
 	}
 }
 
-// answerBare writes a {"detail": ...} answer outside Fiber's middleware
-// chain, stamped and logged like every other response.
-func answerBare(ctx *fasthttp.RequestCtx, access *slog.Logger, status int, detail string, cause error) {
+// bareAnswerer writes {"detail": ...} answers outside Fiber's middleware
+// chain, stamped, logged and counted like every other response.
+type bareAnswerer struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+}
+
+func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string, cause error) {
 	id := string(ctx.Request.Header.Peek(fiber.HeaderXRequestID))
 	if !validRequestID([]byte(id)) {
 		id = newRequestID()
@@ -174,16 +180,17 @@ func answerBare(ctx *fasthttp.RequestCtx, access *slog.Logger, status int, detai
 	if cause != nil {
 		attrs = append(attrs, slog.String("error", cause.Error()))
 	}
-	access.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
+	b.metrics.Requests.WithLabelValues(metrics.Method(string(ctx.Method())), metrics.Code(status)).Inc()
+	b.log.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
 }
 
 // refuseLargeBodies answers "Expect: 100-continue" for a body declared
 // larger than maxBody with 413 instead of 100 Continue, so the client
 // never sends it.
-func refuseLargeBodies(maxBody int64, access *slog.Logger) func(*fasthttp.RequestCtx) int {
+func refuseLargeBodies(maxBody int64, bare bareAnswerer) func(*fasthttp.RequestCtx) int {
 	return func(ctx *fasthttp.RequestCtx) int {
 		if maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > maxBody {
-			answerBare(ctx, access, fiber.StatusRequestEntityTooLarge, detailTooLarge, nil)
+			bare.answer(ctx, fiber.StatusRequestEntityTooLarge, detailTooLarge, nil)
 			return fiber.StatusRequestEntityTooLarge
 		}
 		return fiber.StatusContinue

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/bytebufferpool"
@@ -34,6 +35,7 @@ type proxy struct {
 	maxBody    int64         // 0: no limit
 	clientIdle time.Duration // longest a client body or download may stall
 	log        *slog.Logger
+	metrics    *metrics.Metrics
 }
 
 func (p *proxy) handle(c *fiber.Ctx) error {
@@ -74,21 +76,39 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 
 	resp := fasthttp.AcquireResponse()
 	resp.Header.SetNoDefaultContentType(true)
-	if err := p.upstream.Do(req, resp); err != nil {
+	sent := time.Now()
+	err := p.upstream.Do(req, resp)
+	stats := statsOf(c)
+	stats.upstream = time.Since(sent)
+	if body != nil {
+		stats.bytesIn = body.read
+	}
+	if err != nil {
 		fasthttp.ReleaseResponse(resp)
 		if body != nil && body.err != nil {
 			// The client, not the upstream, broke off; the upstream saw no
 			// complete request, and this connection cannot be reused.
+			p.metrics.UpstreamErrors.WithLabelValues("client_abort").Inc()
 			c.Context().SetConnectionClose()
 			return clientBodyError(body.err)
 		}
-		return &upstreamError{kind: upstream.Classify(err), err: err}
+		kind := upstream.Classify(err)
+		p.metrics.UpstreamErrors.WithLabelValues(string(kind)).Inc()
+		return &upstreamError{kind: kind, err: err}
 	}
+	p.metrics.UpstreamDuration.Observe(stats.upstream.Seconds())
 	if debug {
 		p.log.Debug("Received response from backend", append(requestAttrs(c),
 			slog.Int("status_code", resp.StatusCode()))...)
 	}
-	return respond(c, resp, p.clientIdle)
+	if err := respond(c, resp, p.clientIdle); err != nil {
+		var ue *upstreamError
+		if errors.As(err, &ue) {
+			p.metrics.UpstreamErrors.WithLabelValues(string(ue.kind)).Inc()
+		}
+		return err
+	}
+	return nil
 }
 
 // clientBodyError is the answer to an upload the client broke off.
@@ -228,8 +248,10 @@ type streamedBody struct {
 	// a download is cut off without limiting a slow one that keeps up.
 	conn net.Conn
 	idle time.Duration
+	n    int64 // bytes read so far
 	err  error
-	done func(err error)
+	// done, if set, is called once the body is finished with.
+	done func(n int64, err error)
 }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
@@ -240,6 +262,7 @@ func (b *streamedBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.r.Read(p)
+	b.n += int64(n)
 	if err != nil && err != io.EOF {
 		b.err = err
 	}
@@ -250,7 +273,7 @@ func (b *streamedBody) Close() error {
 	err := b.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(b.resp)
 	if b.done != nil {
-		b.done(b.err)
+		b.done(b.n, b.err)
 	}
 	return errors.Join(b.err, err)
 }

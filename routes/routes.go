@@ -10,10 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/metrics"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/gofiber/fiber/v2/middleware/requestid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
@@ -47,6 +49,8 @@ type Deps struct {
 	ClientBodyIdleTimeout time.Duration
 	// MaxInFlight bounds requests being proxied at once.
 	MaxInFlight int
+	// Metrics receives every request's measurements. Nil means none kept.
+	Metrics *metrics.Metrics
 }
 
 // Register mounts the middleware and routes on app, outermost first. The
@@ -54,8 +58,11 @@ type Deps struct {
 // CORS preflights and errors included, gets X-Process-Time, X-Request-ID
 // and a log line.
 func Register(app *fiber.App, d Deps) {
+	if d.Metrics == nil {
+		d.Metrics = metrics.New(prometheus.NewRegistry())
+	}
 	access := d.Logger.With(slog.String("logger", "gateway.access"))
-	app.Use(accessLog(access, ErrorHandler(d.Logger)))
+	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger)))
 	app.Use(rejectAmbiguousFraming)
 	app.Use(dropInvalidRequestID)
 	app.Use(requestid.New(requestid.Config{
@@ -91,6 +98,7 @@ func Register(app *fiber.App, d Deps) {
 		maxBody:    d.MaxBodySize,
 		clientIdle: d.ClientBodyIdleTimeout,
 		log:        d.Logger.With(slog.String("logger", "gateway.proxy")),
+		metrics:    d.Metrics,
 	}
 	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
 
@@ -99,9 +107,10 @@ func Register(app *fiber.App, d Deps) {
 	// Requests that never reach the routes above: malformed ones, and ones
 	// with methods Fiber does not know.
 	srv := app.Server()
-	srv.ErrorHandler = serverErrorHandler(access)
-	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", access)
-	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, access)
+	bare := bareAnswerer{log: access, metrics: d.Metrics}
+	srv.ErrorHandler = serverErrorHandler(bare)
+	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", bare)
+	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
 }
 
 // limitInFlight refuses requests beyond max at once, with 503 and
