@@ -24,7 +24,9 @@ test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 8m ./...
+	$(GO) test -race -count=1 -timeout 6m $$($(GO) list ./... | grep -v /e2e)
+	# e2e runs the real, uninstrumented binary: -race would only slow the harness.
+	$(GO) test -count=1 -timeout 4m ./e2e
 
 # FUZZTIME per target, e.g. make fuzz FUZZTIME=5m
 FUZZTIME ?= 30s
@@ -34,6 +36,15 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# Load test: clients direct to the mock ingest service, through nginx, and
+# through the gateway, side by side (bench/main.go has the details). About
+# 5 minutes with the defaults; as root it apt-get installs wrk and nginx if
+# missing. The report also goes to bench/results/latest.md.
+# BENCHFLAGS, e.g. make bench BENCHFLAGS='-duration 2s -size 64MiB -only get,upload'
+BENCHFLAGS ?=
+bench: build
+	$(GO) run ./bench -gateway $(BIN)/gateway -mock $(BIN)/ingestmock -out bench/results/latest.md $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/atenex/gateway/ingestmock"
+)
+
+// transferBufSize is the clients' socket buffer and copy buffer size; net/http's
+// 4 KiB default would spend the shared CPU on syscalls.
+const transferBufSize = 64 << 10
+
+// transfers runs the big-body tests: concurrency clients at once, each
+// moving size bytes of ingestmock.Pattern, every body checked by length
+// and sha256 against the digest computed once up front. It is safe for
+// concurrent use, and never changed after newTransfers.
+type transfers struct {
+	size        int64
+	concurrency int
+	timeout     time.Duration // deadline of each transfer
+	wantSHA256  string        // hex sha256 of Pattern(size)
+	form        multipartForm
+}
+
+// multipartForm is the framing of a multipart/form-data body with a single
+// file part: head, then the file's bytes, then tail. Knowing both lets the
+// client send an exact Content-Length, as browsers do.
+type multipartForm struct {
+	head, tail  []byte
+	contentType string // with the boundary
+}
+
+// newTransfers hashes Pattern(size) once and builds the multipart framing.
+func newTransfers(size int64, concurrency int, timeout time.Duration) (*transfers, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, ingestmock.Pattern(size)); err != nil {
+		return nil, err
+	}
+	form, err := newMultipartForm("file", "doc.pdf", "application/pdf")
+	if err != nil {
+		return nil, err
+	}
+	return &transfers{
+		size:        size,
+		concurrency: concurrency,
+		timeout:     timeout,
+		wantSHA256:  hex.EncodeToString(h.Sum(nil)),
+		form:        form,
+	}, nil
+}
+
+// newMultipartForm frames one file part with mime/multipart's own writer,
+// so the boundary and headers are what Go's clients send.
+func newMultipartForm(field, fileName, contentType string) (multipartForm, error) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	hdr := make(textproto.MIMEHeader)
+	hdr.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, field, fileName))
+	hdr.Set("Content-Type", contentType)
+	if _, err := w.CreatePart(hdr); err != nil {
+		return multipartForm{}, err
+	}
+	head := bytes.Clone(buf.Bytes())
+	buf.Reset()
+	if err := w.Close(); err != nil {
+		return multipartForm{}, err
+	}
+	return multipartForm{head: head, tail: bytes.Clone(buf.Bytes()), contentType: w.FormDataContentType()}, nil
+}
+
+// transferOutcome is one batch of concurrent transfers.
+type transferOutcome struct {
+	verified  int           // transfers that completed and checked out
+	errs      []error       // one per failed transfer
+	wall      time.Duration // from the first request to the last answer
+	clientCPU time.Duration // CPU time of the kit's process meanwhile
+}
+
+// mbps is the throughput of the verified transfers, in MB (10⁶ bytes) per
+// second of wall time.
+func (o transferOutcome) mbps(size int64) float64 {
+	if o.wall <= 0 {
+		return 0
+	}
+	return float64(o.verified) * float64(size) / o.wall.Seconds() / 1e6
+}
+
+// run starts concurrency transfers with do, each with its own deadline,
+// through a fresh connection pool, and waits for all of them.
+func (t *transfers) run(ctx context.Context, do func(ctx context.Context, c *http.Client) error) transferOutcome {
+	tr := &http.Transport{
+		Proxy:               nil, // 127.0.0.1 only, whatever the environment says.
+		MaxIdleConnsPerHost: t.concurrency,
+		DisableCompression:  true,
+		WriteBufferSize:     transferBufSize,
+		ReadBufferSize:      transferBufSize,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	errs := make([]error, t.concurrency)
+	cpu0 := selfCPU()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range t.concurrency {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, t.timeout)
+			defer cancel()
+			errs[i] = do(ctx, client)
+		})
+	}
+	wg.Wait()
+	out := transferOutcome{wall: time.Since(start), clientCPU: selfCPU() - cpu0}
+	for _, err := range errs {
+		if err != nil {
+			out.errs = append(out.errs, err)
+		} else {
+			out.verified++
+		}
+	}
+	return out
+}
+
+// upload POSTs Pattern(size) as application/octet-stream with a
+// Content-Length to url, the mock's sink, and checks the size and digest
+// the sink reports.
+func (t *transfers) upload(ctx context.Context, url string) transferOutcome {
+	return t.run(ctx, func(ctx context.Context, c *http.Client) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, ingestmock.Pattern(t.size))
+		if err != nil {
+			return err
+		}
+		req.ContentLength = t.size
+		req.Header.Set("Content-Type", "application/octet-stream")
+		var reply struct {
+			Bytes  int64  `json:"bytes"`
+			SHA256 string `json:"sha256"`
+		}
+		if err := doJSON(c, req, http.StatusOK, &reply); err != nil {
+			return err
+		}
+		if reply.Bytes != t.size || reply.SHA256 != t.wantSHA256 {
+			return fmt.Errorf("sink got %d bytes with sha256 %s, want %d bytes with sha256 %s", reply.Bytes, reply.SHA256, t.size, t.wantSHA256)
+		}
+		return nil
+	})
+}
+
+// multipart POSTs a multipart/form-data form with one file part,
+// doc.pdf of type application/pdf holding Pattern(size), with an exact
+// Content-Length, to url, the mock's upload route, and checks the 202
+// answer's file size and digest.
+func (t *transfers) multipart(ctx context.Context, url string) transferOutcome {
+	length := int64(len(t.form.head)) + t.size + int64(len(t.form.tail))
+	return t.run(ctx, func(ctx context.Context, c *http.Client) error {
+		body := io.MultiReader(bytes.NewReader(t.form.head), ingestmock.Pattern(t.size), bytes.NewReader(t.form.tail))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body)
+		if err != nil {
+			return err
+		}
+		req.ContentLength = length
+		req.Header.Set("Content-Type", t.form.contentType)
+		var reply struct {
+			FileName string `json:"file_name"`
+			FileSize int64  `json:"file_size"`
+			SHA256   string `json:"sha256"`
+		}
+		if err := doJSON(c, req, http.StatusAccepted, &reply); err != nil {
+			return err
+		}
+		if reply.FileSize != t.size || reply.SHA256 != t.wantSHA256 || reply.FileName != "doc.pdf" {
+			return fmt.Errorf("upload got %q of %d bytes with sha256 %s, want %q of %d bytes with sha256 %s",
+				reply.FileName, reply.FileSize, reply.SHA256, "doc.pdf", t.size, t.wantSHA256)
+		}
+		return nil
+	})
+}
+
+// download GETs size bytes from url, the mock's blob route without its
+// query, streaming each body through sha256.
+func (t *transfers) download(ctx context.Context, url string) transferOutcome {
+	url += "?size=" + strconv.FormatInt(t.size, 10)
+	return t.run(ctx, func(ctx context.Context, c *http.Client) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: status %d, want 200: %s", url, resp.StatusCode, snippet(resp.Body))
+		}
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, resp.Body, make([]byte, transferBufSize))
+		if err != nil {
+			return fmt.Errorf("GET %s: reading the body after %d bytes: %w", url, n, err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); n != t.size || got != t.wantSHA256 {
+			return fmt.Errorf("GET %s: got %d bytes with sha256 %s, want %d bytes with sha256 %s", url, n, got, t.size, t.wantSHA256)
+		}
+		return nil
+	})
+}
+
+// doJSON sends req and decodes the JSON answer into v, which must come
+// with status want.
+func doJSON(c *http.Client, req *http.Request, want int, v any) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: status %d, want %d: %s", req.Method, req.URL, resp.StatusCode, want, snippet(resp.Body))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", req.Method, req.URL, err)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%s %s: decoding the answer %q: %w", req.Method, req.URL, body, err)
+	}
+	return nil
+}
+
+// snippet returns the start of an error answer's body, for messages.
+func snippet(r io.Reader) string {
+	b, _ := io.ReadAll(io.LimitReader(r, 200))
+	return strconv.Quote(string(b))
+}
+
+// selfCPU is the CPU time the kit's own process has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

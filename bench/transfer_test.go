@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atenex/gateway/ingestmock"
+)
+
+// TestTransfersAgainstMock runs every transfer client against the real
+// mock: bodies verify, and the multipart Content-Length is exact (the mock
+// would answer 400 to a truncated form, and net/http refuses to send more
+// than the declared length).
+func TestTransfersAgainstMock(t *testing.T) {
+	srv := httptest.NewServer(ingestmock.New(mockPrefix))
+	t.Cleanup(srv.Close)
+	xfer, err := newTransfers(3<<20+5, 3, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		run  func(context.Context, string) transferOutcome
+		path string
+	}{
+		{"upload", xfer.upload, "/sink"},
+		{"multipart", xfer.multipart, "/upload"},
+		{"download", xfer.download, "/blob"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.run(t.Context(), srv.URL+mockPrefix+tt.path)
+			if len(o.errs) > 0 || o.verified != 3 {
+				t.Fatalf("got %d verified and errors %v, want 3 and none", o.verified, o.errs)
+			}
+			if o.mbps(xfer.size) <= 0 {
+				t.Errorf("got %v MB/s, want a positive rate", o.mbps(xfer.size))
+			}
+		})
+	}
+}
+
+// TestTransfersCountEveryError checks that failures are counted, one per
+// transfer, with the reason.
+func TestTransfersCountEveryError(t *testing.T) {
+	mock := ingestmock.New(mockPrefix)
+	// A proxy that drops the last byte of every download and answers 502
+	// to every upload.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			http.Error(w, `{"detail":"bad gateway"}`, http.StatusBadGateway)
+			return
+		}
+		q := r.URL.Query()
+		q.Set("size", "99")
+		r.URL.RawQuery = q.Encode()
+		mock.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	xfer, err := newTransfers(100, 2, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		run     func(context.Context, string) transferOutcome
+		path    string
+		wantErr string
+	}{
+		{"upload", xfer.upload, "/sink", "status 502, want 200"},
+		{"multipart", xfer.multipart, "/upload", "status 502, want 202"},
+		{"download", xfer.download, "/blob", "got 99 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.run(t.Context(), srv.URL+mockPrefix+tt.path)
+			if o.verified != 0 || len(o.errs) != 2 {
+				t.Fatalf("got %d verified and %d errors, want 0 and 2", o.verified, len(o.errs))
+			}
+			if !strings.Contains(o.errs[0].Error(), tt.wantErr) {
+				t.Errorf("got error %q, want one containing %q", o.errs[0], tt.wantErr)
+			}
+		})
+	}
+}
