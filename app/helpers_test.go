@@ -111,7 +111,7 @@ func startMock(t *testing.T) *mock {
 }
 
 // serveHTTP serves h on 127.0.0.1:0 until the test ends.
-func serveHTTP(t *testing.T, h http.Handler) string {
+func serveHTTP(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

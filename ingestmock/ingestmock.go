@@ -32,6 +32,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,6 +61,8 @@ type mock struct {
 	headersBody  []byte
 	gzipBody     []byte
 	gzipBodySize string
+
+	bufs *sync.Pool // of *[]byte, copyBufSize long
 }
 
 // New returns the mock's http.Handler. prefix is the ingest service's API
@@ -90,6 +93,7 @@ func New(prefix string) http.Handler {
 	}
 
 	m := &mock{
+		bufs:        &sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }},
 		mux:         http.NewServeMux(),
 		echoPath:    prefix + "/echo",
 		pingBody:    []byte(`{"status":"ok"}`),
@@ -327,7 +331,7 @@ type echoReply struct {
 // echo answers a JSON description of the request, streaming its body
 // through sha256.
 func (m *mock) echo(w http.ResponseWriter, r *http.Request) {
-	n, sum, err := hashBody(r.Body)
+	n, sum, err := m.hashBody(r.Body)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, detailJSON("reading request body: "+err.Error()))
 		return
@@ -361,7 +365,7 @@ func (m *mock) echo(w http.ResponseWriter, r *http.Request) {
 
 // sink consumes the body and answers its size and sha256.
 func (m *mock) sink(w http.ResponseWriter, r *http.Request) {
-	n, sum, err := hashBody(r.Body)
+	n, sum, err := m.hashBody(r.Body)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, detailJSON("reading request body: "+err.Error()))
 		return
@@ -373,9 +377,13 @@ func (m *mock) sink(w http.ResponseWriter, r *http.Request) {
 }
 
 // hashBody streams body through sha256 and returns its length and hex digest.
-func hashBody(body io.Reader) (int64, string, error) {
+func (m *mock) hashBody(body io.Reader) (int64, string, error) {
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, body, make([]byte, copyBufSize))
+	// Pooled: a fresh 64 KiB buffer per request would dominate the
+	// allocations of small requests in load tests.
+	buf := m.bufs.Get().(*[]byte)
+	defer m.bufs.Put(buf)
+	n, err := io.CopyBuffer(h, body, *buf)
 	return n, hex.EncodeToString(h.Sum(nil)), err
 }
 

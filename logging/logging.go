@@ -33,36 +33,12 @@ func ParseLevel(name string) slog.Level {
 	return slog.LevelInfo
 }
 
-// New returns a logger that writes JSON lines at or above level to w. Each
-// record is written with a single Write call, so w may be a Buffer.
+// New returns a logger that writes JSON lines at or above level to w:
+// "timestamp" (ISO 8601, UTC, microseconds), "level" (lower case),
+// "event" (the message), then the attributes. Each record is written with
+// a single Write call, so w may be a Buffer.
 func New(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
-		Level:       level,
-		ReplaceAttr: renameBuiltins,
-	}))
-}
-
-// renameBuiltins gives slog's built-in keys structlog's names and formats:
-// an ISO 8601 UTC timestamp with microseconds and a lower-case level.
-func renameBuiltins(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) > 0 {
-		return a
-	}
-	// A caller's own attribute may share a built-in's name; only values of
-	// the built-in's kind are the built-in.
-	switch a.Key {
-	case slog.TimeKey:
-		if a.Value.Kind() == slog.KindTime {
-			return slog.String("timestamp", a.Value.Time().UTC().Format("2006-01-02T15:04:05.000000Z"))
-		}
-	case slog.LevelKey:
-		if l, ok := a.Value.Any().(slog.Level); ok {
-			return slog.String("level", levelName(l))
-		}
-	case slog.MessageKey:
-		return slog.Attr{Key: "event", Value: a.Value}
-	}
-	return a
+	return slog.New(newHandler(w, level))
 }
 
 func levelName(l slog.Level) string {

@@ -44,47 +44,58 @@ func cutSegment(p []byte) (seg, rest []byte) {
 	return p, nil
 }
 
-// decodedDots decodes seg once and checks it. It returns 1 or 2 when the
-// segment is "." or "..", 0 for any other, and ok=false when the segment
-// must be refused.
+// decodedDots checks a segment and says whether it is a dot segment: 1
+// for ".", 2 for "..", 0 for any other. ok is false when the segment must
+// be refused: a malformed escape, or a separator or control byte once
+// decoded, or, decoded a second time (as a careless upstream might), a
+// separator or a dot segment that the first decoding did not show.
 func decodedDots(seg []byte) (dots int, ok bool) {
-	n := 0 // decoded length
-	onlyDots := true
-	for i := 0; i < len(seg); i++ {
-		c := seg[i]
-		if c == '%' {
-			if i+2 >= len(seg) {
-				return 0, false // "%" without two hex digits
-			}
-			hi, lo := unhex(seg[i+1]), unhex(seg[i+2])
-			if hi < 0 || lo < 0 {
+	var b1, b2 [128]byte
+	once, ok := unescape(b1[:0], seg, true)
+	if !ok {
+		return 0, false
+	}
+	twice, _ := unescape(b2[:0], once, false)
+	for _, s := range [2][]byte{once, twice} {
+		for _, c := range s {
+			if c == '/' || c == '\\' || c < 0x20 || c == 0x7f {
 				return 0, false
 			}
-			c = byte(hi<<4 | lo)
-			if c == '%' && i+4 < len(seg) && isEncodedSeparatorOrDot(seg[i+3], seg[i+4]) {
-				return 0, false // double-encoded "/", "\" or "."
-			}
-			i += 2
 		}
-		if c == '/' || c == '\\' || c < 0x20 || c == 0x7f {
-			return 0, false
-		}
-		if c != '.' {
-			onlyDots = false
-		}
-		n++
 	}
-	if onlyDots && (n == 1 || n == 2) {
-		return n, true
+	d := dotSegment(once)
+	if dotSegment(twice) != d {
+		return 0, false // a dot segment in disguise: "%252e%252e"
 	}
-	return 0, true
+	return d, true
 }
 
-// isEncodedSeparatorOrDot reports whether the two hex digits after a
-// decoded "%" spell 2E, 2F or 5C in any case.
-func isEncodedSeparatorOrDot(a, b byte) bool {
-	b |= 0x20
-	return (a == '2' && (b == 'e' || b == 'f')) || (a == '5' && b == 'c')
+// unescape appends s to dst with its %XX escapes decoded. Strict, a "%"
+// without two hex digits fails; lenient, it is kept as it is.
+func unescape(dst, s []byte, strict bool) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+2 < len(s) && unhex(s[i+1]) >= 0 && unhex(s[i+2]) >= 0 {
+				c = byte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+				i += 2
+			} else if strict {
+				return dst, false
+			}
+		}
+		dst = append(dst, c)
+	}
+	return dst, true
+}
+
+func dotSegment(s []byte) int {
+	switch string(s) {
+	case ".":
+		return 1
+	case "..":
+		return 2
+	}
+	return 0
 }
 
 func unhex(c byte) int {

@@ -48,6 +48,9 @@ func TestSafeSubpath(t *testing.T) {
 		{"a%2", false},
 		{"a%", false},
 		{"//..", false},
+		{"%252%65.", false}, // "%2e." after one decoding, ".." after two (found by the fuzzer)
+		{"%25%32%65%25%32%65", false},
+		{"100%25.pdf", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.rest, func(t *testing.T) {
