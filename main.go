@@ -53,7 +53,12 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	flags := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	envFile := flags.String("env-file", ".env", "`file` of KEY=value settings; the process environment overrides it")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Fprintln(stdout, version)
 		return err
 	}
 
