@@ -550,38 +550,9 @@ func checkVersionStamp(t *testing.T, bin string) {
 // and its output is shown if the test failed.
 func launchChrooted(t *testing.T, chroot, rootfs, user string, env []string, command ...string) *gateway {
 	t.Helper()
-	g := &gateway{
-		cmd:    exec.Command(chroot, append([]string{"--userspec=" + user, rootfs}, command...)...),
-		stdout: newLineLog(),
-		stderr: &lockedBuffer{},
-		exited: make(chan struct{}),
-	}
-	g.cmd.Env = env
-	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
-	g.cmd.WaitDelay = 5 * time.Second
-	if err := g.cmd.Start(); err != nil {
-		t.Fatalf("starting %q: %v", g.cmd.Args, err)
-	}
-	go func() {
-		_ = g.cmd.Wait()
-		g.exitCode = g.cmd.ProcessState.ExitCode()
-		close(g.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-g.exited:
-		default:
-			_ = g.cmd.Process.Kill()
-			<-g.exited
-		}
-		if t.Failed() {
-			lines := g.stdout.Lines()
-			t.Logf("chrooted gateway pid %d exit code %d; stderr:\n%s", g.cmd.Process.Pid, g.exitCode, g.stderr.String())
-			t.Logf("stdout, last %d of %d lines:\n%s", min(len(lines), 30), len(lines),
-				strings.Join(lines[max(0, len(lines)-30):], "\n"))
-		}
-	})
-	return g
+	cmd := exec.Command(chroot, append([]string{"--userspec=" + user, rootfs}, command...)...)
+	cmd.Env = env
+	return startProcess(t, cmd, "chrooted gateway")
 }
 
 // runChrooted runs command in rootfs as user with only env, and returns its

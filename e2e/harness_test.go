@@ -111,17 +111,25 @@ type gateway struct {
 // is shown if the test failed.
 func launch(t *testing.T, env []string, args ...string) *gateway {
 	t.Helper()
+	cmd := exec.Command(gatewayBin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	return startProcess(t, cmd, "gateway")
+}
+
+// startProcess starts cmd with its output captured, and arranges for it to
+// be killed when the test ends and its output shown if the test failed.
+func startProcess(t *testing.T, cmd *exec.Cmd, label string) *gateway {
+	t.Helper()
 	g := &gateway{
-		cmd:    exec.Command(gatewayBin, args...),
+		cmd:    cmd,
 		stdout: newLineLog(),
 		stderr: &lockedBuffer{},
 		exited: make(chan struct{}),
 	}
-	g.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
 	g.cmd.WaitDelay = 5 * time.Second
 	if err := g.cmd.Start(); err != nil {
-		t.Fatalf("starting the gateway: %v", err)
+		t.Fatalf("starting %s %q: %v", label, g.cmd.Args, err)
 	}
 	go func() {
 		_ = g.cmd.Wait()
@@ -137,8 +145,8 @@ func launch(t *testing.T, env []string, args ...string) *gateway {
 		}
 		if t.Failed() {
 			lines := g.stdout.Lines()
-			t.Logf("gateway pid %d exit code %d; stderr:\n%s", g.cmd.Process.Pid, g.exitCode, g.stderr.String())
-			t.Logf("gateway stdout, last %d of %d lines:\n%s", min(len(lines), 30), len(lines),
+			t.Logf("%s pid %d exit code %d; stderr:\n%s", label, g.cmd.Process.Pid, g.exitCode, g.stderr.String())
+			t.Logf("%s stdout, last %d of %d lines:\n%s", label, min(len(lines), 30), len(lines),
 				strings.Join(lines[max(0, len(lines)-30):], "\n"))
 		}
 	})
