@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/routes"
 	"github.com/atenex/gateway/upstream"
@@ -49,7 +50,7 @@ type App struct {
 // New builds a gateway from cfg, which must come from config.Load (or be
 // as valid). Nothing listens until Serve.
 func New(cfg config.Config, log *slog.Logger) *App {
-	a := &App{cfg: cfg, log: log.With(slog.String("logger", "gateway.app"))}
+	a := &App{cfg: cfg, log: logging.Named(log, "gateway.app")}
 	registry := prometheus.NewRegistry()
 	m := metrics.New(registry)
 	a.admin = &http.Server{Handler: adminMux(registry), ReadHeaderTimeout: 10 * time.Second}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"time"
 )
 
 // LevelWarning and LevelCritical complete slog's levels with the names the
@@ -59,10 +58,4 @@ func levelName(l slog.Level) string {
 // structlog's logger names played in the original.
 func Named(l *slog.Logger, name string) *slog.Logger {
 	return l.With(slog.String("logger", name))
-}
-
-// Since reports a duration in milliseconds with two decimals, the unit of
-// the original's duration_ms field and X-Process-Time header.
-func Since(start time.Time) float64 {
-	return float64(time.Since(start).Microseconds()/10) / 100
 }

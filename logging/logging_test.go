@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -292,17 +291,6 @@ func TestNewFiltersByLevel(t *testing.T) {
 				t.Errorf("Enabled(%v) at %s: got %t, want %t", tt.at, tt.min, got, tt.written)
 			}
 		})
-	}
-}
-
-func TestSince(t *testing.T) {
-	t.Parallel()
-	got := logging.Since(time.Now().Add(-1500 * time.Millisecond))
-	if got < 1500 || got > 1500+60_000 {
-		t.Errorf("Since(1.5 s ago): got %v ms, want about 1500", got)
-	}
-	if hundredths := got * 100; math.Abs(hundredths-math.Round(hundredths)) > 1e-6 {
-		t.Errorf("Since: got %v, want at most two decimals", got)
 	}
 }
 

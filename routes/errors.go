@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
@@ -62,7 +63,7 @@ func statusOf(kind upstream.Kind) (int, string) {
 // upstream failure is mapped by statusOf; anything else is a gateway bug,
 // logged whole and answered 500 with a generic detail.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
-	log = log.With(slog.String("logger", "gateway.errors"))
+	log = logging.Named(log, "gateway.errors")
 	return func(c *fiber.Ctx, err error) error {
 		status, detail := fiber.StatusInternalServerError, detailInternal
 		var fe *fiber.Error
@@ -98,7 +99,7 @@ func writeDetail(c *fiber.Ctx, status int, detail string) error {
 
 // logPanic logs a recovered panic, with its stack, at error level.
 func logPanic(log *slog.Logger) func(*fiber.Ctx, any) {
-	log = log.With(slog.String("logger", "gateway.errors"))
+	log = logging.Named(log, "gateway.errors")
 	return func(c *fiber.Ctx, v any) {
 		log.LogAttrs(context.Background(), slog.LevelError, "Panic while handling request",
 			slog.String("request_id", requestIDOf(c)),

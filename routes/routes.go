@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
@@ -61,7 +62,7 @@ func Register(app *fiber.App, d Deps) {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New(prometheus.NewRegistry())
 	}
-	access := d.Logger.With(slog.String("logger", "gateway.access"))
+	access := logging.Named(d.Logger, "gateway.access")
 	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger)))
 	app.Use(rejectAmbiguousFraming)
 	app.Use(dropInvalidRequestID)
@@ -97,7 +98,7 @@ func Register(app *fiber.App, d Deps) {
 		cut:        len(ingest) + 1,
 		maxBody:    d.MaxBodySize,
 		clientIdle: d.ClientBodyIdleTimeout,
-		log:        d.Logger.With(slog.String("logger", "gateway.proxy")),
+		log:        logging.Named(d.Logger, "gateway.proxy"),
 		metrics:    d.Metrics,
 	}
 	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
