@@ -100,6 +100,7 @@ func Register(app *fiber.App, d Deps) {
 		clientIdle: d.ClientBodyIdleTimeout,
 		log:        logging.Named(d.Logger, "gateway.proxy"),
 		metrics:    d.Metrics,
+		chunks:     newChunkPool(),
 	}
 	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
 
