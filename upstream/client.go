@@ -67,8 +67,12 @@ func NewClient(o Options) *fasthttp.HostClient {
 		MaxConns:            o.MaxConns,
 		MaxConnWaitTimeout:  o.PoolTimeout,
 		MaxIdleConnDuration: o.IdleConnTimeout,
-		ReadBufferSize:      readBufferSize,
-		WriteBufferSize:     writeBufferSize,
+		// Most recently used first: a few hot connections carry the load
+		// and the rest idle out, instead of every connection being cycled
+		// (and kept open) by a FIFO pool.
+		ConnPoolStrategy: fasthttp.LIFO,
+		ReadBufferSize:   readBufferSize,
+		WriteBufferSize:  writeBufferSize,
 		// Without these, a body is held whole in memory and "/a//b/%2e" is
 		// rewritten to "/a/b/." on its way upstream.
 		StreamResponseBody:     true,
