@@ -82,7 +82,7 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 		return fiber.ErrMethodNotAllowed
 	}
 	uri := c.Request().URI()
-	if !safeSubpath(uri.PathOriginal()[p.cut:]) {
+	if path := uri.PathOriginal(); len(path) < p.cut || !safeSubpath(path[p.cut:]) {
 		return fiber.NewError(fiber.StatusBadRequest, detailInvalidPath)
 	}
 	in := &c.Request().Header
