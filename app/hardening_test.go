@@ -443,7 +443,7 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 // gateway serves normally as soon as the load drops.
 func TestOverload(t *testing.T) {
 	slow := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(time.Second)
 	}))
 	g := startGateway(t, slow, func(c *config.Config) { c.MaxInFlight = 16 })
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 256}}
@@ -494,12 +494,12 @@ func TestOverload(t *testing.T) {
 	if served.Load() == 0 || refused.Load() == 0 {
 		t.Errorf("want both served and refused requests under overload")
 	}
-	// Admitted requests take 200ms upstream; a refusal must not wait for
-	// any of them.
-	if median > 100*time.Millisecond {
-		t.Errorf("median refusal took %s, want well under the 200ms an admitted request takes", median)
+	// Admitted requests take 1s upstream; a refusal must not wait for
+	// any of them (the margin is for the race detector on a busy machine).
+	if median > 500*time.Millisecond {
+		t.Errorf("median refusal took %s, want well under the 1s an admitted request takes", median)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", g.url+"/api/v1/ingest/x", nil)
 	resp, err := client.Do(req)

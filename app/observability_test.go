@@ -58,7 +58,9 @@ func TestMetrics(t *testing.T) {
 		get(t, g.url+"/nope").Body.Close()
 	}
 	req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest/sink", strings.NewReader(strings.Repeat("x", 5000)))
-	do(t, req).Body.Close()
+	if resp := do(t, req); resp.StatusCode != 200 {
+		t.Errorf("POST /sink: got %d, want 200", resp.StatusCode)
+	}
 	resp := get(t, g.url+"/api/v1/ingest/blob?size=1000000")
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -88,6 +90,13 @@ func TestMetrics(t *testing.T) {
 	for name, v := range want {
 		if got[name] != v {
 			t.Errorf("%s: got %v, want %v", name, got[name], v)
+		}
+	}
+	if t.Failed() {
+		for name, v := range got {
+			if strings.HasPrefix(name, "gateway_") {
+				t.Logf("scraped %s %v", name, v)
+			}
 		}
 	}
 	if out := got[`gateway_response_body_bytes_total`]; out < 1000000 {

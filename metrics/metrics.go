@@ -79,11 +79,14 @@ func New(reg prometheus.Registerer) *Metrics {
 }
 
 // Method returns the method label for m: the method itself for the
-// standard ones, "OTHER" for anything a client made up.
+// standard ones, "OTHER" for anything a client made up. The result is
+// always a constant, never m: the registry keeps label values for good,
+// and m may alias a request buffer that is about to be reused.
 func Method(m string) string {
-	switch m {
-	case "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH":
-		return m
+	for _, known := range [...]string{"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "CONNECT", "TRACE"} {
+		if m == known {
+			return known
+		}
 	}
 	return "OTHER"
 }

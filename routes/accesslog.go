@@ -53,7 +53,7 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 		in := &c.Request().Header
 		line := &accessLine{
 			requestID: strings.Clone(requestIDOf(c)),
-			method:    c.Method(),
+			method:    strings.Clone(c.Method()),
 			path:      string(c.Request().URI().PathOriginal()),
 			clientIP:  c.IP(),
 			companyID: string(in.Peek("X-Company-ID")),
@@ -84,11 +84,11 @@ type accessLine struct {
 // bytesOut is the response body bytes sent; err, why a streamed body broke.
 func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64, err error) {
 	elapsed := time.Since(l.start)
-	m.InFlight.Dec()
 	m.Requests.WithLabelValues(metrics.Method(l.method), metrics.Code(l.status)).Inc()
 	m.RequestDuration.Observe(elapsed.Seconds())
 	m.RequestBodyBytes.Add(float64(l.stats.bytesIn))
 	m.ResponseBodyBytes.Add(float64(bytesOut))
+	m.InFlight.Dec() // last: in flight 0 means every request is counted
 
 	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
