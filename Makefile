@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # The flags the Dockerfile builds with; the container test builds the same way.
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build run test fuzz bench clean
+.PHONY: build run test lint fuzz bench clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gateway .
@@ -27,6 +27,10 @@ test:
 	$(GO) test -race -count=1 -timeout 6m $$($(GO) list ./... | grep -v /e2e)
 	# e2e runs the real, uninstrumented binary: -race would only slow the harness.
 	$(GO) test -count=1 -timeout 4m ./e2e
+
+# staticcheck, fetched through the Go module proxy on first use.
+lint:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # FUZZTIME per target, e.g. make fuzz FUZZTIME=5m
 FUZZTIME ?= 30s
