@@ -593,23 +593,8 @@ func waitServing(t *testing.T, g *gateway) string {
 	t.Cleanup(transport.CloseIdleConnections)
 	g.client = &http.Client{Transport: transport, Timeout: 10 * time.Second}
 
-	deadline := time.Now().Add(10 * time.Second)
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		status, err := g.healthStatus()
-		if status == http.StatusOK {
-			return port
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /health: got status %d, error %v after 10 s; want 200", status, err)
-		}
-		select {
-		case <-poll.C:
-		case <-g.exited:
-			t.Fatalf("gateway exited with code %d before answering /health", g.exitCode)
-		}
-	}
+	g.waitHealthy(t)
+	return port
 }
 
 // procIDs returns the real uid and gid of process pid.

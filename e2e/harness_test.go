@@ -180,13 +180,21 @@ func startGateway(t *testing.T, envFile string, env []string) *gateway {
 	t.Cleanup(transport.CloseIdleConnections)
 	g.client = &http.Client{Transport: transport}
 
+	g.waitHealthy(t)
+	return g
+}
+
+// waitHealthy polls /health until it answers 200, failing the test after
+// 10 s or if the process exits first.
+func (g *gateway) waitHealthy(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
 	for {
 		status, err := g.healthStatus()
 		if status == http.StatusOK {
-			return g
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("GET /health: got status %d, error %v after 10 s; want 200", status, err)
