@@ -92,6 +92,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		APIPrefix:      cfg.APIPrefix,
 		AllowedOrigins: cfg.AllowedOrigins(),
 		Upstream:       a.upstream,
+		UpstreamHost:   cfg.IngestURL.Host,
 		Health:         a.healthProblem,
 		Logger:         log,
 
@@ -184,6 +185,9 @@ func (a *App) Serve(ctx context.Context, ls Listeners) error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	err := a.fiber.ShutdownWithContext(drainCtx)
+	// fasthttp does nothing if shutdown comes before it has started
+	// serving; closing the listener makes a late start return at once.
+	ln.Close()
 	<-served
 	a.upstream.CloseIdleConnections()
 	if err != nil {

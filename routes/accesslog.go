@@ -63,10 +63,10 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 			stats:     stats,
 		}
 		if body, ok := c.Response().BodyStream().(*streamedBody); ok {
-			body.done = func(n int64, err error) { line.finish(log, m, n, err) }
+			body.done = func(n int64, upstreamErr, clientErr error) { line.finish(log, m, n, upstreamErr, clientErr) }
 			return nil
 		}
-		line.finish(log, m, int64(len(c.Response().Body())), nil)
+		line.finish(log, m, int64(len(c.Response().Body())), nil, nil)
 		return nil
 	}
 }
@@ -81,8 +81,9 @@ type accessLine struct {
 }
 
 // finish records the completed request: metrics, then the log line.
-// bytesOut is the response body bytes sent; err, why a streamed body broke.
-func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64, err error) {
+// bytesOut is the response body bytes sent; upstreamErr or clientErr says
+// why a streamed body broke off, and on which side.
+func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64, upstreamErr, clientErr error) {
 	elapsed := time.Since(l.start)
 	m.Requests.WithLabelValues(metrics.Method(l.method), metrics.Code(l.status)).Inc()
 	m.RequestDuration.Observe(elapsed.Seconds())
@@ -104,13 +105,18 @@ func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64
 		slog.String("company_id", l.companyID),
 		slog.String("trace_id", l.traceID),
 	)
-	if err != nil {
-		m.UpstreamErrors.WithLabelValues(string(upstream.Classify(err))).Inc()
-		attrs = append(attrs, slog.String("error", err.Error()))
-		log.LogAttrs(context.Background(), slog.LevelError, "Response body broken off", attrs...)
+	switch {
+	case upstreamErr != nil:
+		m.UpstreamErrors.WithLabelValues(string(upstream.Classify(upstreamErr))).Inc()
+		attrs = append(attrs, slog.String("error", upstreamErr.Error()), slog.String("broken_by", "upstream"))
+	case clientErr != nil:
+		m.UpstreamErrors.WithLabelValues("client_abort").Inc()
+		attrs = append(attrs, slog.String("error", clientErr.Error()), slog.String("broken_by", "client"))
+	default:
+		log.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
 		return
 	}
-	log.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
+	log.LogAttrs(context.Background(), slog.LevelError, "Response body broken off", attrs...)
 }
 
 // traceID returns the trace ID of a W3C traceparent header

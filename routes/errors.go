@@ -160,7 +160,10 @@ type bareAnswerer struct {
 	metrics *metrics.Metrics
 }
 
+// The time reported is the gateway's own: fasthttp sets the request's start
+// time only once it has been read, which these answers come before.
 func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string, cause error) {
+	start := time.Now()
 	id := string(ctx.Request.Header.Peek(fiber.HeaderXRequestID))
 	if !validRequestID([]byte(id)) {
 		id = newRequestID()
@@ -168,7 +171,7 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 	ctx.SetStatusCode(status)
 	ctx.SetContentType(fiber.MIMEApplicationJSON)
 	ctx.Response.Header.Set(fiber.HeaderXRequestID, id)
-	ctx.Response.Header.Set("X-Process-Time", formatMillis(time.Since(ctx.Time())))
+	ctx.Response.Header.Set("X-Process-Time", formatMillis(time.Since(start)))
 	ctx.SetBodyString(`{"detail":"` + detail + `"}`)
 	attrs := []slog.Attr{
 		slog.String("request_id", id),
@@ -176,10 +179,12 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 		slog.String("path", string(ctx.URI().PathOriginal())),
 		slog.String("client_ip", ctx.RemoteIP().String()),
 		slog.Int("status_code", status),
-		slog.Float64("duration_ms", millis(time.Since(ctx.Time()))),
+		slog.Float64("duration_ms", millis(time.Since(start))),
 	}
 	if cause != nil {
-		attrs = append(attrs, slog.String("error", cause.Error()))
+		// Not cause.Error(): fasthttp's parse errors quote the raw request,
+		// credentials included.
+		attrs = append(attrs, slog.String("error", detail))
 	}
 	b.metrics.Requests.WithLabelValues(metrics.Method(string(ctx.Method())), metrics.Code(status)).Inc()
 	b.log.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)

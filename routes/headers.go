@@ -74,25 +74,45 @@ func containsFoldString(list []string, s []byte) bool {
 // X-Forwarded-* trio. Client-sent X-Forwarded-* values are replaced, not
 // extended: the gateway is the edge, and a client could claim any address.
 // Expect is dropped because the gateway has already answered it.
-func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte, requestID string) {
+//
+// A client without a Host header (HTTP/1.0 allows that) is sent to the
+// upstream with the upstream's own host, as nginx does. No Content-Type is
+// invented for a body that came without one.
+func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte, requestID, upstreamHost string) {
 	src := &c.Request().Header
+	dst.SetNoDefaultContentType(true)
 	dst.SetMethodBytes(src.Method())
 	dst.SetRequestURIBytes(target)
 	copyEndToEnd(src.All(), dst.AddBytesKV,
 		fiber.HeaderContentLength, fiber.HeaderXRequestID, fiber.HeaderExpect,
 		fiber.HeaderXForwardedFor, fiber.HeaderXForwardedProto, fiber.HeaderXForwardedHost)
+	if len(src.Host()) == 0 {
+		dst.SetHost(upstreamHost)
+	}
 	dst.Set(fiber.HeaderXRequestID, requestID)
 	dst.Set(fiber.HeaderXForwardedFor, c.IP())
-	dst.Set(fiber.HeaderXForwardedProto, c.Protocol())
+	// Not c.Protocol(): with no trusted proxies configured, Fiber believes
+	// the client's own X-Forwarded-Proto and X-Url-Scheme.
+	proto := "http"
+	if c.Context().IsTLS() {
+		proto = "https"
+	}
+	dst.Set(fiber.HeaderXForwardedProto, proto)
 	dst.SetBytesV(fiber.HeaderXForwardedHost, src.Host())
 }
 
 // copyResponseHeaders adds the upstream's end-to-end headers to dst, which
-// already holds the gateway's own (X-Request-ID, CORS). Several Set-Cookie
-// lines stay several; Content-Encoding is kept. Content-Length is left to
-// the body dst is given.
+// already holds the gateway's own: its X-Request-ID and CORS answer win
+// over any the upstream sent (a browser refuses a response with two
+// Access-Control-Allow-Origin values). Several Set-Cookie lines stay
+// several; Content-Encoding is kept; Vary values add up. Content-Length is
+// left to the body dst is given.
 func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
 	dst.SetStatusCode(src.StatusCode())
 	dst.SetNoDefaultContentType(true)
-	copyEndToEnd(src.All(), dst.AddBytesKV, fiber.HeaderContentLength)
+	copyEndToEnd(src.All(), dst.AddBytesKV, fiber.HeaderContentLength,
+		fiber.HeaderXRequestID, "X-Process-Time",
+		fiber.HeaderAccessControlAllowOrigin, fiber.HeaderAccessControlAllowCredentials,
+		fiber.HeaderAccessControlAllowHeaders, fiber.HeaderAccessControlAllowMethods,
+		fiber.HeaderAccessControlExposeHeaders, fiber.HeaderAccessControlMaxAge)
 }

@@ -29,7 +29,9 @@ const bufferLimit = 16 << 10
 // proxy forwards {prefix}/ingest/{path} to {prefix}/{path} upstream.
 type proxy struct {
 	upstream Upstream
-	prefix   string
+	// upstreamHost is the Host sent for a client that sent none.
+	upstreamHost string
+	prefix       string
 	// cut is the length of "{prefix}/ingest/": what follows it is
 	// forwarded as the client sent it, escapes and all, with the raw query.
 	cut        int
@@ -97,7 +99,7 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	defer fasthttp.ReleaseRequest(req)
 	req.UseHostHeader = true
 	var target [256]byte
-	buildRequestHeader(&req.Header, c, upstreamURI(target[:0], p.prefix, uri, p.cut), requestIDOf(c))
+	buildRequestHeader(&req.Header, c, upstreamURI(target[:0], p.prefix, uri, p.cut), requestIDOf(c), p.upstreamHost)
 
 	var body *requestBody
 	// ContentLength is -1 for a chunked body, and 0 or -2 for none.
@@ -281,51 +283,88 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// streamedBody is an upstream response body on its way to the client. The
-// server closes it when the last byte is written or the transfer fails;
-// closing releases the upstream connection (back to the pool only if the
-// body was read to its end) and lets the access log write its line.
+// streamedBody is an upstream response body on its way to the client.
+// fasthttp closes it, with the write error if any, when the last byte is
+// written or the transfer fails: that releases the upstream connection
+// (back to the pool only if the body was read to its end), frees the
+// request's in-flight slot and lets the access log write its line.
 type streamedBody struct {
 	resp *fasthttp.Response
 	r    io.Reader
-	// conn is the client's: each chunk read here is written to it next, and
-	// gets the full idle timeout to go out, so a client that stops reading
-	// a download is cut off without limiting a slow one that keeps up.
-	conn net.Conn
-	idle time.Duration
-	n    int64 // bytes read so far
-	err  error
-	// done, if set, is called once the body is finished with.
-	done func(n int64, err error)
+	// conn is the client's: each chunk read here is written to it next and
+	// gets the full idle timeout to go out, counted from when it was read,
+	// so a client that stops reading is cut off, one that reads slowly is
+	// not, and a pause of the upstream is not charged to the client.
+	conn    net.Conn
+	idle    time.Duration
+	read    int64 // bytes read from the upstream
+	sent    int64 // bytes handed to the client connection, when known
+	wroteTo bool  // sent is known: WriteTo moved the body
+	err     error // why reading from the upstream failed
+	// done, if set, is called once when the body is finished with: n bytes
+	// went to the client; upstreamErr or clientErr says why it broke off.
+	done func(n int64, upstreamErr, clientErr error)
+	// release, if set, frees the request's in-flight slot.
+	release  func()
+	released bool
 
 	chunks *sync.Pool
 }
 
 // WriteTo and SupportsBodyWriteTo make fasthttp move the body in chunkSize
 // pieces (fasthttp.BodyWriterTo).
-func (b *streamedBody) WriteTo(w io.Writer) (int64, error) { return copyChunks(w, b, b.chunks) }
-func (b *streamedBody) SupportsBodyWriteTo() bool          { return true }
+func (b *streamedBody) WriteTo(w io.Writer) (int64, error) {
+	n, err := copyChunks(w, b, b.chunks)
+	b.sent, b.wroteTo = n, true
+	return n, err
+}
+
+func (b *streamedBody) SupportsBodyWriteTo() bool { return true }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
-	if b.idle > 0 {
-		if err := b.conn.SetWriteDeadline(time.Now().Add(b.idle)); err != nil {
-			b.err = err
-			return 0, err
-		}
-	}
 	n, err := b.r.Read(p)
-	b.n += int64(n)
+	b.read += int64(n)
 	if err != nil && err != io.EOF {
 		b.err = err
+	}
+	if n > 0 && b.idle > 0 {
+		if derr := b.conn.SetWriteDeadline(time.Now().Add(b.idle)); derr != nil {
+			return n, derr
+		}
 	}
 	return n, err
 }
 
+// Close releases the upstream response; fasthttp then calls CloseWithError.
 func (b *streamedBody) Close() error {
+	if b.released {
+		return nil
+	}
+	b.released = true
 	err := b.resp.CloseBodyStream()
 	fasthttp.ReleaseResponse(b.resp)
-	if b.done != nil {
-		b.done(b.n, b.err)
+	if b.release != nil {
+		b.release()
 	}
-	return errors.Join(b.err, err)
+	return err
+}
+
+// CloseWithError is how fasthttp reports the end of the transfer:
+// writeErr is the client side's failure, nil when every byte went out.
+func (b *streamedBody) CloseWithError(writeErr error) error {
+	err := b.Close()
+	if b.done != nil {
+		sent := b.read
+		if b.wroteTo {
+			sent = b.sent
+		}
+		done := b.done
+		b.done = nil
+		clientErr := writeErr
+		if b.err != nil {
+			clientErr = nil // the upstream broke first; the write failed because of it
+		}
+		done(sent, b.err, clientErr)
+	}
+	return err
 }

@@ -37,6 +37,9 @@ type Deps struct {
 	AllowedOrigins []string
 	// Upstream carries proxied requests.
 	Upstream Upstream
+	// UpstreamHost is the ingest service's host[:port], the Host header for
+	// clients that send none.
+	UpstreamHost string
 	// Health reports whether the gateway can serve: "" when it can, or why
 	// not. /health answers 503 with that reason otherwise.
 	Health func() string
@@ -93,14 +96,15 @@ func Register(app *fiber.App, d Deps) {
 	ingest := d.APIPrefix + "/ingest"
 	app.All(ingest, addSlash)
 	p := &proxy{
-		upstream:   d.Upstream,
-		prefix:     d.APIPrefix,
-		cut:        len(ingest) + 1,
-		maxBody:    d.MaxBodySize,
-		clientIdle: d.ClientBodyIdleTimeout,
-		log:        logging.Named(d.Logger, "gateway.proxy"),
-		metrics:    d.Metrics,
-		chunks:     newChunkPool(),
+		upstream:     d.Upstream,
+		upstreamHost: d.UpstreamHost,
+		prefix:       d.APIPrefix,
+		cut:          len(ingest) + 1,
+		maxBody:      d.MaxBodySize,
+		clientIdle:   d.ClientBodyIdleTimeout,
+		log:          logging.Named(d.Logger, "gateway.proxy"),
+		metrics:      d.Metrics,
+		chunks:       newChunkPool(),
 	}
 	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
 
@@ -126,7 +130,18 @@ func limitInFlight(max int) fiber.Handler {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds))
 			return fiber.NewError(fiber.StatusServiceUnavailable, detailOverloaded)
 		}
-		defer inFlight.Add(-1)
-		return c.Next()
+		handedOver := false
+		defer func() { // deferred: a panic must free the slot too
+			if !handedOver {
+				inFlight.Add(-1)
+			}
+		}()
+		err := c.Next()
+		// A streamed response holds its slot until its last byte is out.
+		if body, ok := c.Response().BodyStream().(*streamedBody); ok && err == nil {
+			body.release = func() { inFlight.Add(-1) }
+			handedOver = true
+		}
+		return err
 	}
 }

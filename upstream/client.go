@@ -79,6 +79,8 @@ func NewClient(o Options) *fasthttp.HostClient {
 		DisablePathNormalizing: true,
 		// The client's own User-Agent, or none, goes upstream.
 		NoDefaultUserAgentHeader: true,
+		// Errors are logged: keep the upstream's bytes out of them.
+		SecureErrorLogMessage: true,
 		// One retry, and only for a pooled connection found dead before any
 		// response byte came back. Requests with a streamed body are never
 		// retried by fasthttp, so no upload is sent twice.

@@ -1,0 +1,222 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atenex/gateway/app"
+	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/logging"
+	"log/slog"
+)
+
+// Regression tests for defects found in review.
+
+func TestGatewayHeadersWinOverUpstreams(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn) {
+		if _, _, err := readRequestHead(c); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Request-ID: upstream-id\r\nAccess-Control-Allow-Origin: *\r\n"+
+			"Access-Control-Allow-Credentials: false\r\nVary: Accept-Encoding\r\nContent-Length: 2\r\n\r\nok")
+	})
+	g := startGateway(t, up, nil)
+	req, _ := http.NewRequest("GET", g.url+"/api/v1/ingest/x", nil)
+	req.Header.Set("Origin", "http://localhost:3000")
+	req.Header.Set("X-Request-ID", "client-id")
+	resp := do(t, req)
+	resp.Body.Close()
+	for name, want := range map[string][]string{
+		"X-Request-Id":                     {"client-id"},
+		"Access-Control-Allow-Origin":      {"http://localhost:3000"},
+		"Access-Control-Allow-Credentials": {"true"},
+	} {
+		if got := resp.Header.Values(name); !slices.Equal(got, want) {
+			t.Errorf("%s: got %q, want %q", name, got, want)
+		}
+	}
+	if vary := strings.Join(resp.Header.Values("Vary"), ","); !strings.Contains(vary, "Origin") || !strings.Contains(vary, "Accept-Encoding") {
+		t.Errorf("Vary: got %q, want both the gateway's Origin and the upstream's Accept-Encoding", vary)
+	}
+}
+
+func TestClientCannotChooseForwardedProto(t *testing.T) {
+	m := startMock(t)
+	g := startGateway(t, m.url, nil)
+	resp := rawRequest(t, g.addr, "GET /api/v1/ingest/echo HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https\r\n"+
+		"X-Url-Scheme: gopher\r\nX-Forwarded-Ssl: on\r\nConnection: close\r\n\r\n")
+	var e echoed
+	decode(t, resp, &e)
+	if got := e.Headers["X-Forwarded-Proto"]; !slices.Equal(got, []string{"http"}) {
+		t.Errorf("X-Forwarded-Proto upstream: got %q, want [http]", got)
+	}
+}
+
+func TestNoInventedContentTypeAndHostless10(t *testing.T) {
+	m := startMock(t)
+	g := startGateway(t, m.url, nil)
+	resp := rawRequest(t, g.addr, "POST /api/v1/ingest/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+	var e echoed
+	decode(t, resp, &e)
+	if ct, ok := e.Headers["Content-Type"]; ok {
+		t.Errorf("upstream Content-Type: got %q for a body sent without one, want none", ct)
+	}
+
+	resp = rawRequest(t, g.addr, "GET /api/v1/ingest/echo HTTP/1.0\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTP/1.0 without Host: got %d, want 200", resp.StatusCode)
+	}
+	decode(t, resp, &e)
+	if want := strings.TrimPrefix(m.url, "http://"); e.Host != want {
+		t.Errorf("upstream Host: got %q, want the upstream's own %q", e.Host, want)
+	}
+}
+
+// TestUpstreamPauseIsNotChargedToTheClient: the client's write deadline
+// starts when a chunk is ready, so an upstream pause within the upstream
+// timeout does not eat the client's idle budget.
+func TestUpstreamPauseIsNotChargedToTheClient(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn) {
+		if _, _, err := readRequestHead(c); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1049600\r\n\r\n")
+		c.Write(make([]byte, 1024))
+		time.Sleep(700 * time.Millisecond)
+		c.Write(make([]byte, 1<<20))
+	})
+	g := startGateway(t, up, func(c *config.Config) {
+		c.ClientBodyIdleTimeout = 300 * time.Millisecond
+		c.UpstreamTimeout = 5 * time.Second
+	})
+	resp := get(t, g.url+"/api/v1/ingest/x")
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || n != 1049600 {
+		t.Errorf("got %d bytes, %v; want all 1049600", n, err)
+	}
+}
+
+// TestClientAbortedDownloadIsLoggedAsBroken: a client that goes away
+// mid-download is not a completed request.
+func TestClientAbortedDownloadIsLoggedAsBroken(t *testing.T) {
+	m := startMock(t)
+	g := startGateway(t, m.url, nil)
+	c, err := net.Dial("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /api/v1/ingest/blob?size=1073741824 HTTP/1.1\r\nHost: x\r\nX-Request-ID: walks-away\r\n\r\n")
+	br := bufio.NewReader(c)
+	if _, err := io.CopyN(io.Discard, br, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range g.logs.lines(t) {
+			if l["request_id"] != "walks-away" || l["logger"] != "gateway.access" {
+				continue
+			}
+			if l["event"] != "Response body broken off" || l["broken_by"] != "client" || l["level"] != "error" {
+				t.Fatalf("log line: got %v, want an error-level broken-off line blaming the client", l)
+			}
+			if out, _ := l["bytes_out"].(float64); out >= 1<<30 {
+				t.Errorf("bytes_out: got %v, want what was sent before the client left", out)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no log line for the abandoned download")
+}
+
+// TestStreamedDownloadHoldsItsInFlightSlot: the in-flight limit covers a
+// response until its last byte, not just until its headers.
+func TestStreamedDownloadHoldsItsInFlightSlot(t *testing.T) {
+	m := startMock(t)
+	g := startGateway(t, m.url, func(c *config.Config) { c.MaxInFlight = 1 })
+	slow := get(t, g.url+"/api/v1/ingest/blob?size=1048576&stall_after=65536&stall_ms=800")
+	defer slow.Body.Close()
+	resp := get(t, g.url+"/api/v1/ingest/ping")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("while a download streams at the limit: got %d, want 503", resp.StatusCode)
+	}
+	if _, err := io.Copy(io.Discard, slow.Body); err != nil {
+		t.Fatal(err)
+	}
+	slow.Body.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		resp := get(t, g.url+"/api/v1/ingest/ping")
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the download: got %d, want 200 (slot never freed)", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestBareAnswersAreSaneAndDiscreet: answers made before Fiber runs report
+// a real latency, and their log lines do not quote the request.
+func TestBareAnswersAreSaneAndDiscreet(t *testing.T) {
+	m := startMock(t)
+	g := startGateway(t, m.url, nil)
+	for _, raw := range []string{
+		"PROPFIND /api/v1/ingest/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+		"GET /api/v1/ingest/x HTTP/1.1\r\nAuthorization: Bearer SECRET-TOKEN\r\nCookie: s=SECRET-COOKIE\r\n\r\n",
+	} {
+		resp := rawRequest(t, g.addr, raw)
+		resp.Body.Close()
+		pt := strings.TrimSuffix(resp.Header.Get("X-Process-Time"), "ms")
+		if ms, err := strconv.ParseFloat(pt, 64); err != nil || ms > 1000 {
+			t.Errorf("%d: X-Process-Time %q, want a few ms at most", resp.StatusCode, resp.Header.Get("X-Process-Time"))
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	g.logs.mu.Lock()
+	logged := g.logs.buf.String()
+	g.logs.mu.Unlock()
+	for _, line := range strings.Split(logged, "\n") {
+		if strings.Contains(line, "SECRET") {
+			t.Errorf("a log line quotes the request's credentials: %s", line)
+		}
+	}
+}
+
+// TestServeStopsWhenCancelledBeforeStart: a signal that lands before the
+// server has started must still end Serve.
+func TestServeStopsWhenCancelledBeforeStart(t *testing.T) {
+	cfg := config.Default()
+	cfg.Host, cfg.Port, cfg.AdminPort = "127.0.0.1", 0, 0
+	for range 5 {
+		a := app.New(cfg, logging.New(io.Discard, slog.LevelInfo))
+		ls, err := app.Listen(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- a.Serve(ctx, ls) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve with a cancelled context did not return")
+		}
+	}
+}
