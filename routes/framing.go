@@ -6,18 +6,22 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// rejectAmbiguousFraming refuses requests whose body framing two HTTP
-// implementations could read differently, the root of request smuggling
-// (RFC 9112 §6.3, §11.2): Content-Length together with Transfer-Encoding,
-// a Transfer-Encoding other than chunked, and obs-folded header lines.
+// screenRequest runs the checks every request gets before anything else
+// (one middleware rather than two: each Fiber hop walks the route stack
+// again). It refuses requests whose body framing two HTTP implementations
+// could read differently, the root of request smuggling (RFC 9112 §6.3,
+// §11.2): Content-Length together with Transfer-Encoding, a
+// Transfer-Encoding other than chunked, and obs-folded header lines.
 // fasthttp already refuses differing duplicate Content-Lengths and
 // malformed chunk sizes. The connection is closed, so no byte after the
-// headers is ever read as another request.
-func rejectAmbiguousFraming(c *fiber.Ctx) error {
+// headers is ever read as another request. And it drops an unusable
+// client X-Request-ID.
+func screenRequest(c *fiber.Ctx) error {
 	if ambiguousFraming(c.Request().Header.RawHeaders()) {
 		c.Context().SetConnectionClose()
 		return fiber.NewError(fiber.StatusBadRequest, "Malformed request.")
 	}
+	dropInvalidRequestIDHeader(&c.Request().Header)
 	return c.Next()
 }
 

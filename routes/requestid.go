@@ -3,6 +3,7 @@ package routes
 import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 )
 
 // requestIDKey is where the request ID lives in the context's Locals.
@@ -13,15 +14,13 @@ const requestIDKey = "requestid"
 // kilobytes into every log line.
 const maxRequestIDLen = 128
 
-// dropInvalidRequestID removes a client X-Request-ID that is empty, too long
-// or not printable ASCII, so the requestid middleware generates a fresh one
-// instead of echoing (and logging) whatever the client sent.
-func dropInvalidRequestID(c *fiber.Ctx) error {
-	h := &c.Request().Header
+// dropInvalidRequestIDHeader removes a client X-Request-ID that is empty,
+// too long or not printable ASCII, so the requestid middleware generates a
+// fresh one instead of echoing (and logging) whatever the client sent.
+func dropInvalidRequestIDHeader(h *fasthttp.RequestHeader) {
 	if id := h.Peek(fiber.HeaderXRequestID); id != nil && !validRequestID(id) {
 		h.Del(fiber.HeaderXRequestID)
 	}
-	return c.Next()
 }
 
 func validRequestID(id []byte) bool {

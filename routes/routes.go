@@ -67,8 +67,7 @@ func Register(app *fiber.App, d Deps) {
 	}
 	access := logging.Named(d.Logger, "gateway.access")
 	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger)))
-	app.Use(rejectAmbiguousFraming)
-	app.Use(dropInvalidRequestID)
+	app.Use(screenRequest)
 	app.Use(requestid.New(requestid.Config{
 		Header:     fiber.HeaderXRequestID,
 		Generator:  newRequestID,
