@@ -20,11 +20,11 @@ import (
 // value doubles as the Allow header of a 405.
 const allowedMethods = "GET, POST, PUT, DELETE, PATCH, OPTIONS"
 
-// bufferLimit is the largest response body read whole before the client
+// readWholeLimit is the largest response body read whole before the client
 // sees it. Smaller bodies are read at once so the upstream connection goes
 // back to the pool immediately and the client gets one write; larger ones,
 // or ones of unknown length, stream.
-const bufferLimit = 16 << 10
+const readWholeLimit = 16 << 10
 
 // proxy forwards {prefix}/ingest/{path} to {prefix}/{path} upstream.
 type proxy struct {
@@ -173,7 +173,7 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 	switch {
 	case !resp.IsBodyStream():
 		out.SetBody(resp.Body())
-	case n >= 0 && n <= bufferLimit:
+	case n >= 0 && n <= readWholeLimit:
 		buf := bytebufferpool.Get()
 		defer bytebufferpool.Put(buf)
 		if _, err := buf.ReadFrom(resp.BodyStream()); err != nil {
