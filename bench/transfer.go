@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"sync"
 	"syscall"
@@ -32,15 +29,7 @@ type transfers struct {
 	concurrency int
 	timeout     time.Duration // deadline of each transfer
 	wantSHA256  string        // hex sha256 of Pattern(size)
-	form        multipartForm
-}
-
-// multipartForm is the framing of a multipart/form-data body with a single
-// file part: head, then the file's bytes, then tail. Knowing both lets the
-// client send an exact Content-Length, as browsers do.
-type multipartForm struct {
-	head, tail  []byte
-	contentType string // with the boundary
+	form        ingestmock.Form
 }
 
 // newTransfers hashes Pattern(size) once and builds the multipart framing.
@@ -49,7 +38,7 @@ func newTransfers(size int64, concurrency int, timeout time.Duration) (*transfer
 	if _, err := io.Copy(h, ingestmock.Pattern(size)); err != nil {
 		return nil, err
 	}
-	form, err := newMultipartForm("file", "doc.pdf", "application/pdf")
+	form, err := ingestmock.NewForm("doc.pdf", "application/pdf")
 	if err != nil {
 		return nil, err
 	}
@@ -60,25 +49,6 @@ func newTransfers(size int64, concurrency int, timeout time.Duration) (*transfer
 		wantSHA256:  hex.EncodeToString(h.Sum(nil)),
 		form:        form,
 	}, nil
-}
-
-// newMultipartForm frames one file part with mime/multipart's own writer,
-// so the boundary and headers are what Go's clients send.
-func newMultipartForm(field, fileName, contentType string) (multipartForm, error) {
-	var buf bytes.Buffer
-	w := multipart.NewWriter(&buf)
-	hdr := make(textproto.MIMEHeader)
-	hdr.Set("Content-Disposition", fmt.Sprintf(`form-data; name=%q; filename=%q`, field, fileName))
-	hdr.Set("Content-Type", contentType)
-	if _, err := w.CreatePart(hdr); err != nil {
-		return multipartForm{}, err
-	}
-	head := bytes.Clone(buf.Bytes())
-	buf.Reset()
-	if err := w.Close(); err != nil {
-		return multipartForm{}, err
-	}
-	return multipartForm{head: head, tail: bytes.Clone(buf.Bytes()), contentType: w.FormDataContentType()}, nil
 }
 
 // transferOutcome is one batch of concurrent transfers.
@@ -166,15 +136,15 @@ func (t *transfers) upload(ctx context.Context, url string) transferOutcome {
 // Content-Length, to url, the mock's upload route, and checks the 202
 // answer's file size and digest.
 func (t *transfers) multipart(ctx context.Context, url string) transferOutcome {
-	length := int64(len(t.form.head)) + t.size + int64(len(t.form.tail))
+	length := t.form.Len(t.size)
 	return t.run(ctx, func(ctx context.Context, c *http.Client) error {
-		body := io.MultiReader(bytes.NewReader(t.form.head), ingestmock.Pattern(t.size), bytes.NewReader(t.form.tail))
+		body := t.form.Body(ingestmock.Pattern(t.size))
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, body)
 		if err != nil {
 			return err
 		}
 		req.ContentLength = length
-		req.Header.Set("Content-Type", t.form.contentType)
+		req.Header.Set("Content-Type", t.form.ContentType)
 		var reply struct {
 			FileName string `json:"file_name"`
 			FileSize int64  `json:"file_size"`

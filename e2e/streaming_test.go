@@ -1,16 +1,13 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"sync"
 	"testing"
@@ -78,69 +75,18 @@ func sendUpload(ctx context.Context, g *gateway, kind uploadKind, n int64) (rece
 	switch kind {
 	case octetStream:
 		return post(ctx, g.client, g.base+"/api/v1/ingest/sink", "application/octet-stream", ingestmock.Pattern(n), n)
-	case multipartSized:
-		head, tail, contentType, err := multipartEnvelope("report.pdf")
+	case multipartSized, multipartChunked:
+		form, err := ingestmock.NewForm("report.pdf", "application/pdf", "metadata_json", `{"source":"e2e"}`)
 		if err != nil {
 			return received{}, err
 		}
-		body := io.MultiReader(bytes.NewReader(head), ingestmock.Pattern(n), bytes.NewReader(tail))
-		return post(ctx, g.client, g.base+"/api/v1/ingest/upload", contentType, body, int64(len(head))+n+int64(len(tail)))
-	case multipartChunked:
-		pr, pw := io.Pipe()
-		form := multipart.NewWriter(pw)
-		written := make(chan struct{})
-		go func() {
-			defer close(written)
-			pw.CloseWithError(writeForm(form, "report.pdf", ingestmock.Pattern(n)))
-		}()
-		got, err := post(ctx, g.client, g.base+"/api/v1/ingest/upload", form.FormDataContentType(), pr, -1)
-		// The transport closes pr when it is done, which ends the writer.
-		<-written
-		return got, err
+		length := form.Len(n)
+		if kind == multipartChunked {
+			length = -1
+		}
+		return post(ctx, g.client, g.base+"/api/v1/ingest/upload", form.ContentType, form.Body(ingestmock.Pattern(n)), length)
 	}
 	return received{}, fmt.Errorf("unknown upload kind %q", kind)
-}
-
-// multipartEnvelope returns the bytes that go before and after the file's
-// content in a form with a metadata field and a PDF file part, so that the
-// whole form's length is known before its content is read.
-func multipartEnvelope(fileName string) (head, tail []byte, contentType string, err error) {
-	var buf bytes.Buffer
-	form := multipart.NewWriter(&buf)
-	if _, err := writeFormHead(form, fileName); err != nil {
-		return nil, nil, "", err
-	}
-	head = bytes.Clone(buf.Bytes())
-	buf.Reset()
-	if err := form.Close(); err != nil {
-		return nil, nil, "", err
-	}
-	return head, buf.Bytes(), form.FormDataContentType(), nil
-}
-
-// writeForm writes the same form as multipartEnvelope describes, with
-// content as the file.
-func writeForm(form *multipart.Writer, fileName string, content io.Reader) error {
-	file, err := writeFormHead(form, fileName)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(file, content); err != nil {
-		return err
-	}
-	return form.Close()
-}
-
-// writeFormHead writes a metadata field and the header of the file part,
-// and returns the writer for the file's content.
-func writeFormHead(form *multipart.Writer, fileName string) (io.Writer, error) {
-	if err := form.WriteField("metadata_json", `{"source":"e2e"}`); err != nil {
-		return nil, err
-	}
-	h := textproto.MIMEHeader{}
-	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, fileName))
-	h.Set("Content-Type", "application/pdf")
-	return form.CreatePart(h)
 }
 
 // post sends body to url and decodes the mock's reply, from the sink
