@@ -194,11 +194,7 @@ func TestExpectContinue(t *testing.T) {
 	m := startMock(t)
 	g := startGateway(t, m.url, nil)
 	const size = 3 << 20
-	c, err := net.Dial("tcp", g.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, g.addr)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	fmt.Fprintf(c, "PUT /api/v1/ingest/sink HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", size)
 	br := bufio.NewReader(c)

@@ -95,11 +95,7 @@ func TestFramingIsUnambiguous(t *testing.T) {
 	for name, raw := range tests {
 		t.Run(name, func(t *testing.T) {
 			before := completed.Load()
-			c, err := net.Dial("tcp", g.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dial(t, g.addr)
 			io.WriteString(c, raw)
 			br := bufio.NewReader(c)
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -150,11 +146,7 @@ func TestLimits(t *testing.T) {
 	})
 	t.Run("Content-Length over the limit, refused before the body", func(t *testing.T) {
 		before := completed.Load()
-		c, err := net.Dial("tcp", g.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, g.addr)
 		fmt.Fprintf(c, "POST /api/v1/ingest/sink HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 1<<20+1)
 		io.WriteString(c, "the start of the body, and no more")
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -174,11 +166,7 @@ func TestLimits(t *testing.T) {
 		}
 	})
 	t.Run("Expect 100-continue over the limit gets 413, not 100", func(t *testing.T) {
-		c, err := net.Dial("tcp", g.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, g.addr)
 		fmt.Fprintf(c, "POST /api/v1/ingest/sink HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", 5<<20)
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -194,11 +182,7 @@ func TestLimits(t *testing.T) {
 	})
 	t.Run("chunked body outgrowing the limit is cut off", func(t *testing.T) {
 		before := completed.Load()
-		c, err := net.Dial("tcp", g.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, g.addr)
 		io.WriteString(c, "POST /api/v1/ingest/sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
 		chunk := fmt.Sprintf("%x\r\n%s\r\n", 64<<10, strings.Repeat("c", 64<<10))
 		go func() {
@@ -233,11 +217,7 @@ func TestClientTimeouts(t *testing.T) {
 	})
 
 	t.Run("slowloris headers are cut off while others are served", func(t *testing.T) {
-		c, err := net.Dial("tcp", g.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, g.addr)
 		start := time.Now()
 		go func() {
 			io.WriteString(c, "GET /api/v1/ingest/x HTTP/1.1\r\n")
@@ -261,11 +241,7 @@ func TestClientTimeouts(t *testing.T) {
 	})
 	t.Run("stalled upload is aborted", func(t *testing.T) {
 		before := completed.Load()
-		c, err := net.Dial("tcp", g.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, g.addr)
 		io.WriteString(c, "POST /api/v1/ingest/sink HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
 		io.WriteString(c, strings.Repeat("s", 50000))
 		// …and nothing more.
@@ -303,11 +279,7 @@ func TestClientTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("idle keep-alive connection is closed", func(t *testing.T) {
-		c, err := net.Dial("tcp", g.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dial(t, g.addr)
 		io.WriteString(c, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -345,11 +317,7 @@ func TestClientStopsReadingDownload(t *testing.T) {
 		}
 	})
 	g := startGateway(t, up, func(c *config.Config) { c.ClientBodyIdleTimeout = 300 * time.Millisecond })
-	c, err := net.Dial("tcp", g.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, g.addr)
 	io.WriteString(c, "GET /api/v1/ingest/big HTTP/1.1\r\nHost: x\r\n\r\n")
 	// Never read.
 	select {

@@ -159,15 +159,22 @@ func readRequestHead(c net.Conn) (*http.Request, *bufio.Reader, error) {
 	return req, br, err
 }
 
-// rawRequest writes raw, an HTTP/1.1 request as text, to addr and reads the
-// response. It is for what net/http's client would normalise away.
-func rawRequest(t *testing.T, addr, raw string) *http.Response {
+// dial connects to addr, closing the connection when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// rawRequest writes raw, an HTTP/1.1 request as text, to addr and reads the
+// response. It is for what net/http's client would normalise away.
+func rawRequest(t *testing.T, addr, raw string) *http.Response {
+	t.Helper()
+	c := dial(t, addr)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatal(err)
