@@ -128,7 +128,7 @@ func serverErrorHandler(bare bareAnswerer) func(*fasthttp.RequestCtx, error) {
 			status, detail = fiber.StatusRequestTimeout, "Request timed out."
 		}
 		ctx.SetConnectionClose()
-		bare.answer(ctx, status, detail, err)
+		bare.answer(ctx, status, detail)
 	}
 }
 
@@ -146,10 +146,10 @@ func knownMethodsOnly(next fasthttp.RequestHandler, ingestPrefix string, bare ba
 		}
 		if bytes.HasPrefix(ctx.URI().PathOriginal(), []byte(ingestPrefix)) {
 			ctx.Response.Header.Set(fiber.HeaderAllow, allowedMethods)
-			bare.answer(ctx, fiber.StatusMethodNotAllowed, "Method Not Allowed", nil)
+			bare.answer(ctx, fiber.StatusMethodNotAllowed, "Method Not Allowed")
 			return
 		}
-		bare.answer(ctx, fiber.StatusNotFound, "Not Found", nil)
+		bare.answer(ctx, fiber.StatusNotFound, "Not Found")
 	}
 }
 
@@ -162,32 +162,34 @@ type bareAnswerer struct {
 
 // The time reported is the gateway's own: fasthttp sets the request's start
 // time only once it has been read, which these answers come before.
-func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string, cause error) {
+func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string) {
 	start := time.Now()
-	id := string(ctx.Request.Header.Peek(fiber.HeaderXRequestID))
+	b.metrics.InFlight.Inc() // accessLine.finish takes it off again
+	h := &ctx.Request.Header
+	id := string(h.Peek(fiber.HeaderXRequestID))
 	if !validRequestID([]byte(id)) {
 		id = newRequestID()
 	}
+	body := `{"detail":"` + detail + `"}`
 	ctx.SetStatusCode(status)
 	ctx.SetContentType(fiber.MIMEApplicationJSON)
 	ctx.Response.Header.Set(fiber.HeaderXRequestID, id)
 	ctx.Response.Header.Set("X-Process-Time", formatMillis(time.Since(start)))
-	ctx.SetBodyString(`{"detail":"` + detail + `"}`)
-	attrs := []slog.Attr{
-		slog.String("request_id", id),
-		slog.String("method", string(ctx.Method())),
-		slog.String("path", string(ctx.URI().PathOriginal())),
-		slog.String("client_ip", ctx.RemoteIP().String()),
-		slog.Int("status_code", status),
-		slog.Float64("duration_ms", millis(time.Since(start))),
+	ctx.SetBodyString(body)
+	// The same line as every other request's. No error text: fasthttp's
+	// parse errors quote the raw request, credentials included.
+	line := accessLine{
+		requestID: id,
+		method:    string(ctx.Method()),
+		path:      string(ctx.URI().PathOriginal()),
+		clientIP:  ctx.RemoteIP().String(),
+		companyID: string(h.Peek("X-Company-ID")),
+		traceID:   traceID(h.Peek("Traceparent")),
+		status:    status,
+		start:     start,
+		stats:     &requestStats{},
 	}
-	if cause != nil {
-		// Not cause.Error(): fasthttp's parse errors quote the raw request,
-		// credentials included.
-		attrs = append(attrs, slog.String("error", detail))
-	}
-	b.metrics.Requests.WithLabelValues(metrics.Method(string(ctx.Method())), metrics.Code(status)).Inc()
-	b.log.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
+	line.finish(b.log, b.metrics, int64(len(body)), nil, nil)
 }
 
 // refuseLargeBodies answers "Expect: 100-continue" for a body declared
@@ -196,7 +198,7 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 func refuseLargeBodies(maxBody int64, bare bareAnswerer) func(*fasthttp.RequestCtx) int {
 	return func(ctx *fasthttp.RequestCtx) int {
 		if maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > maxBody {
-			bare.answer(ctx, fiber.StatusRequestEntityTooLarge, detailTooLarge, nil)
+			bare.answer(ctx, fiber.StatusRequestEntityTooLarge, detailTooLarge)
 			return fiber.StatusRequestEntityTooLarge
 		}
 		return fiber.StatusContinue
