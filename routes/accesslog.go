@@ -17,17 +17,18 @@ const statsKey = "gateway.stats"
 
 // requestStats is what the proxy tells the access log about a request.
 type requestStats struct {
+	clientIP string        // the peer's address, worked out once per request
 	upstream time.Duration // to the upstream's response headers; 0 if not proxied
 	bytesIn  int64         // request body bytes passed upstream
 }
 
-// statsOf returns the request's stats, or a throwaway when the access log
+// statsOf returns the request's stats, or fresh ones when the access log
 // did not run (as in tests that mount a handler alone).
 func statsOf(c *fiber.Ctx) *requestStats {
 	if s, ok := c.Locals(statsKey).(*requestStats); ok {
 		return s
 	}
-	return &requestStats{}
+	return &requestStats{clientIP: c.IP()}
 }
 
 // accessLog times each request, answers errors through handleErr so the
@@ -41,7 +42,7 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		m.InFlight.Inc()
-		stats := &requestStats{}
+		stats := &requestStats{clientIP: c.IP()}
 		c.Locals(statsKey, stats)
 		if err := c.Next(); err != nil {
 			if err := handleErr(c, err); err != nil {
@@ -55,7 +56,7 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 			requestID: strings.Clone(requestIDOf(c)),
 			method:    strings.Clone(c.Method()),
 			path:      string(c.Request().URI().PathOriginal()),
-			clientIP:  c.IP(),
+			clientIP:  stats.clientIP,
 			companyID: string(in.Peek("X-Company-ID")),
 			traceID:   traceID(in.Peek("Traceparent")),
 			status:    c.Response().StatusCode(),

@@ -78,7 +78,7 @@ func containsFoldString(list []string, s []byte) bool {
 // A client without a Host header (HTTP/1.0 allows that) is sent to the
 // upstream with the upstream's own host, as nginx does. No Content-Type is
 // invented for a body that came without one.
-func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte, requestID, upstreamHost string) {
+func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte, requestID, clientIP, upstreamHost string) {
 	src := &c.Request().Header
 	dst.SetNoDefaultContentType(true)
 	dst.SetMethodBytes(src.Method())
@@ -90,7 +90,7 @@ func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte
 		dst.SetHost(upstreamHost)
 	}
 	dst.Set(fiber.HeaderXRequestID, requestID)
-	dst.Set(fiber.HeaderXForwardedFor, c.IP())
+	dst.Set(fiber.HeaderXForwardedFor, clientIP)
 	// Not c.Protocol(): with no trusted proxies configured, Fiber believes
 	// the client's own X-Forwarded-Proto and X-Url-Scheme.
 	proto := "http"

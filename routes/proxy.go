@@ -99,7 +99,8 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	defer fasthttp.ReleaseRequest(req)
 	req.UseHostHeader = true
 	var target [256]byte
-	buildRequestHeader(&req.Header, c, upstreamURI(target[:0], p.prefix, uri, p.cut), requestIDOf(c), p.upstreamHost)
+	stats := statsOf(c)
+	buildRequestHeader(&req.Header, c, upstreamURI(target[:0], p.prefix, uri, p.cut), requestIDOf(c), stats.clientIP, p.upstreamHost)
 
 	var body *requestBody
 	// ContentLength is -1 for a chunked body, and 0 or -2 for none.
@@ -118,7 +119,6 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	resp.Header.SetNoDefaultContentType(true)
 	sent := time.Now()
 	err := p.upstream.Do(req, resp)
-	stats := statsOf(c)
 	stats.upstream = time.Since(sent)
 	if body != nil {
 		stats.bytesIn = body.read
