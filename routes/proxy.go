@@ -132,23 +132,22 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 			c.Context().SetConnectionClose()
 			return clientBodyError(body.err)
 		}
-		kind := upstream.Classify(err)
-		p.metrics.UpstreamErrors.WithLabelValues(string(kind)).Inc()
-		return &upstreamError{kind: kind, err: err}
+		return p.upstreamFailed(err)
 	}
 	p.metrics.UpstreamDuration.Observe(stats.upstream.Seconds())
 	if debug {
 		p.log.Debug("Received response from backend", append(requestAttrs(c),
 			slog.Int("status_code", resp.StatusCode()))...)
 	}
-	if err := p.respond(c, resp); err != nil {
-		var ue *upstreamError
-		if errors.As(err, &ue) {
-			p.metrics.UpstreamErrors.WithLabelValues(string(ue.kind)).Inc()
-		}
-		return err
-	}
-	return nil
+	return p.respond(c, resp)
+}
+
+// upstreamFailed counts a failed exchange with the upstream and wraps it
+// for the error handler, which maps its kind to a status.
+func (p *proxy) upstreamFailed(err error) error {
+	kind := upstream.Classify(err)
+	p.metrics.UpstreamErrors.WithLabelValues(string(kind)).Inc()
+	return &upstreamError{kind: kind, err: err}
 }
 
 // clientBodyError is the answer to an upload the client broke off.
@@ -178,7 +177,7 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 		defer bytebufferpool.Put(buf)
 		if _, err := buf.ReadFrom(resp.BodyStream()); err != nil {
 			fasthttp.ReleaseResponse(resp)
-			return &upstreamError{kind: upstream.Classify(err), err: err}
+			return p.upstreamFailed(err)
 		}
 		out.SetBody(buf.B)
 	default:
