@@ -92,8 +92,24 @@ func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64
 	m.ResponseBodyBytes.Add(float64(bytesOut))
 	m.InFlight.Dec() // last: in flight 0 means every request is counted
 
-	attrs := make([]slog.Attr, 0, 14)
-	attrs = append(attrs,
+	level, msg := slog.LevelInfo, "Request completed"
+	var cause error
+	switch {
+	case upstreamErr != nil:
+		m.UpstreamErrors.WithLabelValues(string(upstream.Classify(upstreamErr))).Inc()
+		level, msg, cause = slog.LevelError, "Response body broken off", upstreamErr
+	case clientErr != nil:
+		m.UpstreamErrors.WithLabelValues("client_abort").Inc()
+		level, msg, cause = slog.LevelError, "Response body broken off", clientErr
+	}
+	ctx := context.Background()
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	// Handed to the handler directly: Logger.LogAttrs would also look up
+	// its caller's program counter, for a source the handler never prints.
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(
 		slog.String("request_id", l.requestID),
 		slog.String("method", l.method),
 		slog.String("path", l.path),
@@ -106,18 +122,14 @@ func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64
 		slog.String("company_id", l.companyID),
 		slog.String("trace_id", l.traceID),
 	)
-	switch {
-	case upstreamErr != nil:
-		m.UpstreamErrors.WithLabelValues(string(upstream.Classify(upstreamErr))).Inc()
-		attrs = append(attrs, slog.String("error", upstreamErr.Error()), slog.String("broken_by", "upstream"))
-	case clientErr != nil:
-		m.UpstreamErrors.WithLabelValues("client_abort").Inc()
-		attrs = append(attrs, slog.String("error", clientErr.Error()), slog.String("broken_by", "client"))
-	default:
-		log.LogAttrs(context.Background(), slog.LevelInfo, "Request completed", attrs...)
-		return
+	if cause != nil {
+		brokenBy := "upstream"
+		if upstreamErr == nil {
+			brokenBy = "client"
+		}
+		r.AddAttrs(slog.String("error", cause.Error()), slog.String("broken_by", brokenBy))
 	}
-	log.LogAttrs(context.Background(), slog.LevelError, "Response body broken off", attrs...)
+	_ = log.Handler().Handle(ctx, r)
 }
 
 // traceID returns the trace ID of a W3C traceparent header

@@ -62,7 +62,7 @@ func NewClient(o Options) *fasthttp.HostClient {
 			if err != nil {
 				return nil, err
 			}
-			return &idleTimeoutConn{Conn: c, timeout: o.Timeout}, nil
+			return newIdleTimeoutConn(c, o.Timeout), nil
 		},
 		MaxConns:            o.MaxConns,
 		MaxConnWaitTimeout:  o.PoolTimeout,
