@@ -98,6 +98,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
+		ClientReadBufferSize:  int(cfg.MaxHeaderBytes),
 		MaxInFlight:           cfg.MaxInFlight,
 		Metrics:               m,
 	})

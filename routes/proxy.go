@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/atenex/gateway/metrics"
+	"github.com/atenex/gateway/splice"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/bytebufferpool"
@@ -37,8 +39,11 @@ type proxy struct {
 	cut        int
 	maxBody    int64         // 0: no limit
 	clientIdle time.Duration // longest a client body or download may stall
-	log        *slog.Logger
-	metrics    *metrics.Metrics
+	// canSplice: fasthttp's read buffer is small enough for requestBody
+	// to empty it and splice the rest of a large upload.
+	canSplice bool
+	log       *slog.Logger
+	metrics   *metrics.Metrics
 	// chunks are the buffers bodies are moved with, chunkSize long.
 	chunks *sync.Pool
 }
@@ -105,7 +110,7 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	var body *requestBody
 	// ContentLength is -1 for a chunked body, and 0 or -2 for none.
 	if n, stream := in.ContentLength(), c.Context().RequestBodyStream(); (n > 0 || n == -1) && stream != nil {
-		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody, chunks: p.chunks}
+		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody, canSplice: p.canSplice, chunks: p.chunks}
 		req.SetBodyStream(body, n)
 	}
 
@@ -122,6 +127,9 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	stats.upstream = time.Since(sent)
 	if body != nil {
 		stats.bytesIn = body.read
+		if body.spliced {
+			c.Context().SetConnectionClose()
+		}
 	}
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
@@ -238,13 +246,26 @@ func isAllowedMethod(m string) bool {
 // errBodyTooLarge ends an upload that outgrew the body limit mid-stream.
 var errBodyTooLarge = errors.New("request body exceeds the limit")
 
+// spliceMinimum is the smallest rest of an upload worth splicing: below it,
+// the pipe's set-up and the closed connection cost more than the copies
+// saved.
+const spliceMinimum = 1 << 20
+
+// maxPrefetch is the most of a body fasthttp reads before the handler runs
+// (readBodyWithStreaming), whatever the server's BodyLimit.
+const maxPrefetch = 8 << 10
+
 // requestBody passes the client's body to the upstream. It gives each read
 // from the client the full idle timeout, enforces the body limit on bodies
 // of unknown length, and remembers why reading failed, so a client that
 // broke off is told apart from an upstream that did. A body that ends
 // before its Content-Length is a failure too: fasthttp reports it as EOF.
+//
+// A large body of known length is spliced: once fasthttp's read buffer is
+// empty, the rest goes from the client's socket to the upstream's inside
+// the kernel (package splice), never through the gateway's memory.
 type requestBody struct {
-	r     io.Reader
+	r     io.Reader // fasthttp's body stream; the client socket once drained
 	conn  net.Conn
 	idle  time.Duration
 	want  int64 // Content-Length, or -1 when chunked
@@ -252,15 +273,100 @@ type requestBody struct {
 	read  int64
 	err   error
 
+	// canSplice says fasthttp's read buffer is no larger than chunkSize,
+	// so that two chunk-sized reads empty it.
+	canSplice bool
+	// spliced says the client socket was read directly: fasthttp has lost
+	// count of the body, and the connection must not carry another request.
+	spliced bool
+
 	chunks *sync.Pool
 }
 
 // WriteTo and SupportsBodyWriteTo make fasthttp move the body in chunkSize
-// pieces (fasthttp.BodyWriterTo).
-func (b *requestBody) WriteTo(w io.Writer) (int64, error) { return copyChunks(w, b, b.chunks) }
-func (b *requestBody) SupportsBodyWriteTo() bool          { return true }
+// pieces (fasthttp.BodyWriterTo), or splice it.
+func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
+	if !b.canSplice || b.want-b.read < spliceMinimum {
+		return copyChunks(w, b, b.chunks)
+	}
+	rf, ok := w.(io.ReaderFrom)
+	_, isTCP := b.conn.(syscall.Conn)
+	if !ok || !isTCP {
+		return copyChunks(w, b, b.chunks)
+	}
+	// Before the socket can be read directly, fasthttp's read buffer must
+	// be empty. Its stream first returns the body's prefetched start (at
+	// most the server's BodyLimit, and never over 8 KiB), then reads from
+	// that buffer: a read of at least the buffer's size either takes all it
+	// holds or, when it is empty, reads the socket straight into p. A read
+	// returns prefetched bytes or buffered ones, never both: so once more
+	// than the prefetch has been read, the last read emptied the buffer.
+	bp := b.chunks.Get().(*[]byte)
+	defer b.chunks.Put(bp)
+	var total int64
+	for b.read <= maxPrefetch {
+		n, err := b.Read(*bp)
+		if n > 0 {
+			written, werr := w.Write((*bp)[:n])
+			total += int64(written)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	if b.want-b.read < spliceMinimum {
+		n, err := copyChunks(w, b, b.chunks)
+		return total + n, err
+	}
+	b.r, b.spliced = b.conn, true
+	// w (fasthttp's writer for the upstream) bounds b by the body's length
+	// and, once its buffer is flushed, hands it to the upstream connection's
+	// ReadFrom, which calls SpliceTo.
+	n, err := rf.ReadFrom(b)
+	return total + n, err
+}
+
+func (b *requestBody) SupportsBodyWriteTo() bool { return true }
+
+// SpliceTo moves n bytes from the client socket to dst in the kernel
+// (upstream.Splicer). A failure of the client side is remembered, as in
+// Read; the upstream side's is returned as the socket reported it.
+func (b *requestBody) SpliceTo(dst splice.Side, n int64) (int64, error) {
+	raw, err := b.conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return 0, splice.ErrUnsupported
+	}
+	src := splice.Side{Conn: raw, Ready: func() error {
+		if b.idle > 0 {
+			return b.conn.SetReadDeadline(time.Now().Add(b.idle))
+		}
+		return nil
+	}}
+	moved, err := splice.Copy(dst, src, n)
+	b.read += moved
+	var srcErr *splice.SourceError
+	var dstErr *splice.DestinationError
+	switch {
+	case errors.As(err, &srcErr):
+		b.err = srcErr.Err
+		return moved, srcErr.Err
+	case errors.As(err, &dstErr):
+		return moved, dstErr.Err
+	}
+	return moved, err
+}
 
 func (b *requestBody) Read(p []byte) (int, error) {
+	if b.want >= 0 && b.read >= b.want {
+		// Done: don't wait on the client socket for bytes past the body.
+		return 0, io.EOF
+	}
 	if b.idle > 0 {
 		if err := b.conn.SetReadDeadline(time.Now().Add(b.idle)); err != nil {
 			b.err = err

@@ -51,6 +51,10 @@ type Deps struct {
 	// ClientBodyIdleTimeout is the longest a client may leave an upload or
 	// a download without progress.
 	ClientBodyIdleTimeout time.Duration
+	// ClientReadBufferSize is the size of fasthttp's per-connection read
+	// buffer (fiber.Config.ReadBufferSize). Large uploads are spliced
+	// socket to socket only when it is at most 64 KiB.
+	ClientReadBufferSize int
 	// MaxInFlight bounds requests being proxied at once.
 	MaxInFlight int
 	// Metrics receives every request's measurements. Nil means none kept.
@@ -101,6 +105,7 @@ func Register(app *fiber.App, d Deps) {
 		cut:          len(ingest) + 1,
 		maxBody:      d.MaxBodySize,
 		clientIdle:   d.ClientBodyIdleTimeout,
+		canSplice:    d.ClientReadBufferSize > 0 && d.ClientReadBufferSize <= chunkSize,
 		log:          logging.Named(d.Logger, "gateway.proxy"),
 		metrics:      d.Metrics,
 		chunks:       newChunkPool(),

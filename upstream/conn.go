@@ -1,8 +1,13 @@
 package upstream
 
 import (
+	"errors"
+	"io"
 	"net"
+	"syscall"
 	"time"
+
+	"github.com/atenex/gateway/splice"
 )
 
 // idleTimeoutConn turns per-operation deadlines into an inactivity timeout.
@@ -27,21 +32,61 @@ func newIdleTimeoutConn(c net.Conn, timeout time.Duration) *idleTimeoutConn {
 }
 
 func (c *idleTimeoutConn) Read(p []byte) (int, error) {
-	if now := time.Now(); c.readBy.Sub(now) < c.timeout {
-		c.readBy = now.Add(c.timeout + c.slack)
-		if err := c.Conn.SetReadDeadline(c.readBy); err != nil {
-			return 0, err
-		}
+	if err := c.extendRead(); err != nil {
+		return 0, err
 	}
 	return c.Conn.Read(p)
 }
 
 func (c *idleTimeoutConn) Write(p []byte) (int, error) {
-	if now := time.Now(); c.writeBy.Sub(now) < c.timeout {
-		c.writeBy = now.Add(c.timeout + c.slack)
-		if err := c.Conn.SetWriteDeadline(c.writeBy); err != nil {
-			return 0, err
-		}
+	if err := c.extendWrite(); err != nil {
+		return 0, err
 	}
 	return c.Conn.Write(p)
 }
+
+func (c *idleTimeoutConn) extendRead() error {
+	if now := time.Now(); c.readBy.Sub(now) < c.timeout {
+		c.readBy = now.Add(c.timeout + c.slack)
+		return c.Conn.SetReadDeadline(c.readBy)
+	}
+	return nil
+}
+
+func (c *idleTimeoutConn) extendWrite() error {
+	if now := time.Now(); c.writeBy.Sub(now) < c.timeout {
+		c.writeBy = now.Add(c.timeout + c.slack)
+		return c.Conn.SetWriteDeadline(c.writeBy)
+	}
+	return nil
+}
+
+// Splicer is a request body that can move n bytes of itself into a socket
+// inside the kernel (package splice). fasthttp hands the body to the
+// connection's ReadFrom, bounded by an io.LimitedReader, once its write
+// buffer is empty.
+type Splicer interface {
+	SpliceTo(dst splice.Side, n int64) (int64, error)
+}
+
+// ReadFrom splices a Splicer's bytes into the connection, with the write
+// idle timeout before each wait; any other reader is copied.
+func (c *idleTimeoutConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if s, ok := lr.R.(Splicer); ok {
+			if sc, ok := c.Conn.(syscall.Conn); ok {
+				if raw, err := sc.SyscallConn(); err == nil {
+					n, err := s.SpliceTo(splice.Side{Conn: raw, Ready: c.extendWrite}, lr.N)
+					lr.N -= n
+					if n > 0 || !errors.Is(err, splice.ErrUnsupported) {
+						return n, err
+					}
+				}
+			}
+		}
+	}
+	return io.Copy(writerOnly{c}, r)
+}
+
+// writerOnly hides ReadFrom, so io.Copy does not call it back.
+type writerOnly struct{ io.Writer }

@@ -2,8 +2,10 @@ package upstream
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,5 +44,26 @@ func TestIdleTimeoutConn(t *testing.T) {
 	}
 	if waited < timeout || waited > timeout+c.slack+time.Second {
 		t.Errorf("stalled read failed after %v, want between %v and %v (+ scheduling)", waited, timeout, timeout+c.slack)
+	}
+}
+
+// TestIdleTimeoutConnReadFromCopies checks that ReadFrom, there for
+// splicing, still copies any other reader whole.
+func TestIdleTimeoutConnReadFromCopies(t *testing.T) {
+	client, server := net.Pipe()
+	c := newIdleTimeoutConn(client, time.Second)
+	want := strings.Repeat("copied ", 20000)
+	got := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(server)
+		got <- string(b)
+	}()
+	n, err := c.ReadFrom(&io.LimitedReader{R: strings.NewReader(want), N: int64(len(want))})
+	c.Close()
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("ReadFrom: %d, %v; want %d, nil", n, err, len(want))
+	}
+	if g := <-got; g != want {
+		t.Errorf("the other end got %d bytes, want the %d sent", len(g), len(want))
 	}
 }

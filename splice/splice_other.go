@@ -1,0 +1,6 @@
+//go:build !linux
+
+package splice
+
+// Copy is not available here: it returns ErrUnsupported at once.
+func Copy(dst, src Side, n int64) (int64, error) { return 0, ErrUnsupported }
