@@ -93,12 +93,12 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		AllowedOrigins: cfg.AllowedOrigins(),
 		Upstream:       a.upstream,
 		UpstreamHost:   cfg.IngestURL.Host,
+		UpstreamTLS:    cfg.IngestURL.Scheme == "https",
 		Health:         a.healthProblem,
 		Logger:         log,
 
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
-		ClientReadBufferSize:  int(cfg.MaxHeaderBytes),
 		MaxInFlight:           cfg.MaxInFlight,
 		Metrics:               m,
 	})

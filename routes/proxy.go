@@ -36,12 +36,15 @@ type proxy struct {
 	prefix       string
 	// cut is the length of "{prefix}/ingest/": what follows it is
 	// forwarded as the client sent it, escapes and all, with the raw query.
-	cut        int
-	maxBody    int64         // 0: no limit
-	clientIdle time.Duration // longest a client body or download may stall
-	// canSplice: fasthttp's read buffer is small enough for requestBody
-	// to empty it and splice the rest of a large upload.
+	cut         int
+	maxBody     int64         // 0: no limit
+	clientIdle  time.Duration // longest a client body or download may stall
+	upstreamTLS bool
+	// canSplice: the upstream is plain TCP, splice(2) exists, and
+	// fasthttp's read buffer is small enough for requestBody to empty it
+	// before splicing the rest of a large upload.
 	canSplice bool
+	pipes     *splice.Pipes
 	log       *slog.Logger
 	metrics   *metrics.Metrics
 	// chunks are the buffers bodies are moved with, chunkSize long.
@@ -106,11 +109,15 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	var target [256]byte
 	stats := statsOf(c)
 	buildRequestHeader(&req.Header, c, upstreamURI(target[:0], p.prefix, uri, p.cut), requestIDOf(c), stats.clientIP, p.upstreamHost)
+	if p.upstreamTLS {
+		// fasthttp refuses to send an http:// request over its TLS client.
+		req.URI().SetScheme("https")
+	}
 
 	var body *requestBody
 	// ContentLength is -1 for a chunked body, and 0 or -2 for none.
 	if n, stream := in.ContentLength(), c.Context().RequestBodyStream(); (n > 0 || n == -1) && stream != nil {
-		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody, canSplice: p.canSplice, chunks: p.chunks}
+		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody, canSplice: p.canSplice, pipes: p.pipes, chunks: p.chunks}
 		req.SetBodyStream(body, n)
 	}
 
@@ -273,12 +280,14 @@ type requestBody struct {
 	read  int64
 	err   error
 
-	// canSplice says fasthttp's read buffer is no larger than chunkSize,
-	// so that two chunk-sized reads empty it.
+	// canSplice says the upstream and the platform allow splicing, and
+	// fasthttp's read buffer is no larger than chunkSize, so that a
+	// chunk-sized read empties it.
 	canSplice bool
 	// spliced says the client socket was read directly: fasthttp has lost
 	// count of the body, and the connection must not carry another request.
 	spliced bool
+	pipes   *splice.Pipes
 
 	chunks *sync.Pool
 }
@@ -338,6 +347,10 @@ func (b *requestBody) SupportsBodyWriteTo() bool { return true }
 // (upstream.Splicer). A failure of the client side is remembered, as in
 // Read; the upstream side's is returned as the socket reported it.
 func (b *requestBody) SpliceTo(dst splice.Side, n int64) (int64, error) {
+	if !b.spliced {
+		// fasthttp's read buffer may still hold part of the body.
+		return 0, splice.ErrUnsupported
+	}
 	raw, err := b.conn.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return 0, splice.ErrUnsupported
@@ -348,7 +361,7 @@ func (b *requestBody) SpliceTo(dst splice.Side, n int64) (int64, error) {
 		}
 		return nil
 	}}
-	moved, err := splice.Copy(dst, src, n)
+	moved, err := b.pipes.Copy(dst, src, n)
 	b.read += moved
 	var srcErr *splice.SourceError
 	var dstErr *splice.DestinationError

@@ -12,6 +12,7 @@ import (
 
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
+	"github.com/atenex/gateway/splice"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/recover"
@@ -40,6 +41,9 @@ type Deps struct {
 	// UpstreamHost is the ingest service's host[:port], the Host header for
 	// clients that send none.
 	UpstreamHost string
+	// UpstreamTLS says the ingest service is reached over https: the
+	// upstream request must say so, and uploads are copied, not spliced.
+	UpstreamTLS bool
 	// Health reports whether the gateway can serve: "" when it can, or why
 	// not. /health answers 503 with that reason otherwise.
 	Health func() string
@@ -51,10 +55,6 @@ type Deps struct {
 	// ClientBodyIdleTimeout is the longest a client may leave an upload or
 	// a download without progress.
 	ClientBodyIdleTimeout time.Duration
-	// ClientReadBufferSize is the size of fasthttp's per-connection read
-	// buffer (fiber.Config.ReadBufferSize). Large uploads are spliced
-	// socket to socket only when it is at most 64 KiB.
-	ClientReadBufferSize int
 	// MaxInFlight bounds requests being proxied at once.
 	MaxInFlight int
 	// Metrics receives every request's measurements. Nil means none kept.
@@ -105,7 +105,9 @@ func Register(app *fiber.App, d Deps) {
 		cut:          len(ingest) + 1,
 		maxBody:      d.MaxBodySize,
 		clientIdle:   d.ClientBodyIdleTimeout,
-		canSplice:    d.ClientReadBufferSize > 0 && d.ClientReadBufferSize <= chunkSize,
+		upstreamTLS:  d.UpstreamTLS,
+		canSplice:    splice.Supported && !d.UpstreamTLS && readBufferSize(app) <= chunkSize,
+		pipes:        splice.NewPipes(largePipes),
 		log:          logging.Named(d.Logger, "gateway.proxy"),
 		metrics:      d.Metrics,
 		chunks:       newChunkPool(),
@@ -121,6 +123,20 @@ func Register(app *fiber.App, d Deps) {
 	srv.ErrorHandler = serverErrorHandler(bare)
 	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", bare)
 	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
+}
+
+// largePipes is how many uploads at once are spliced through 1 MiB pipes
+// (splice.Pipes): 16 MiB of the kernel's 64 MiB per-user default, the
+// rest left to other processes of the same user.
+const largePipes = 16
+
+// readBufferSize is the size of fasthttp's read buffer for each client
+// connection, which its request body stream reads through.
+func readBufferSize(app *fiber.App) int {
+	if n := app.Config().ReadBufferSize; n > 0 {
+		return n
+	}
+	return 4096 // fasthttp's default
 }
 
 // limitInFlight refuses requests beyond max at once, with 503 and

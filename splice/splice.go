@@ -20,6 +20,25 @@ type Side struct {
 	Ready func() error
 }
 
+// Pipes hands out the pipes transfers go through. The kernel's default
+// pipe holds 64 KiB; a 1 MiB one moves the same bytes with a sixteenth of
+// the system calls (measured: the gateway's CPU for uploads fell from 44 %
+// to 25 % of a core). But enlarged pipes count against a per-user quota
+// (fs.pipe-user-pages-soft, 64 MiB by default) shared with every process
+// of the same user on the machine, and past it the kernel hands out 8 KiB
+// pipes: so only a few transfers at a time get a large one.
+type Pipes struct {
+	large chan struct{} // a token per large pipe that may exist
+}
+
+// largePipeSize is what a transfer holding a large-pipe token asks for.
+const largePipeSize = 1 << 20
+
+// NewPipes returns Pipes that enlarge at most large pipes at once.
+func NewPipes(large int) *Pipes {
+	return &Pipes{large: make(chan struct{}, large)}
+}
+
 // SourceError is a failure of the source side: reading from it failed or
 // timed out, or it ended early (io.ErrUnexpectedEOF).
 type SourceError struct{ Err error }

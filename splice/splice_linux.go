@@ -3,6 +3,7 @@
 package splice
 
 import (
+	"errors"
 	"io"
 	"syscall"
 )
@@ -11,28 +12,33 @@ const (
 	spliceMove     = 0x1  // SPLICE_F_MOVE
 	spliceNonblock = 0x2  // SPLICE_F_NONBLOCK
 	setPipeSize    = 1031 // F_SETPIPE_SZ
-
-	// pipeSize is asked of the kernel for the pipe between the sockets: one
-	// system call pair moves up to this much. The default is 64 KiB; 1 MiB is
-	// the limit an unprivileged process may ask for.
-	pipeSize = 1 << 20
+	getPipeSize    = 1032 // F_GETPIPE_SZ
 )
 
 // Copy moves n bytes from src to dst and returns how many reached dst. It
 // stops early only with an error: *SourceError (including a source that
-// ended before n bytes, as io.ErrUnexpectedEOF) or *DestinationError.
-// Both sockets must be non-blocking and owned by Go's network poller, as
-// those of net.TCPConn are; Copy waits on them through it, so their
-// deadlines apply.
-func Copy(dst, src Side, n int64) (int64, error) {
+// ended before n bytes, as io.ErrUnexpectedEOF) or *DestinationError; or
+// ErrUnsupported, with nothing moved, where the kernel refuses splice(2)
+// (a seccomp filter, a sandbox): the caller then copies instead. Both
+// sockets must be non-blocking and owned by Go's network poller, as those
+// of net.TCPConn are; Copy waits on them through it, so their deadlines
+// apply.
+func (ps *Pipes) Copy(dst, src Side, n int64) (int64, error) {
 	var p [2]int
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
 		return 0, ErrUnsupported
 	}
 	defer syscall.Close(p[0])
 	defer syscall.Close(p[1])
-	capacity := 64 << 10
-	if got, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(p[1]), setPipeSize, pipeSize); errno == 0 {
+	select {
+	case ps.large <- struct{}{}:
+		defer func() { <-ps.large }()
+		// Refused past the quota: the pipe keeps its size.
+		syscall.Syscall(syscall.SYS_FCNTL, uintptr(p[1]), setPipeSize, largePipeSize)
+	default:
+	}
+	capacity := 4096 // the least a pipe holds
+	if got, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(p[1]), getPipeSize, 0); errno == 0 && got > 0 {
 		capacity = int(got)
 	}
 
@@ -43,6 +49,9 @@ func Copy(dst, src Side, n int64) (int64, error) {
 	for written < n {
 		inPipe, err := t.fillPipe(src, int(min(n-written, int64(capacity))))
 		if err != nil {
+			if written == 0 && refused(err) {
+				return 0, ErrUnsupported // nothing was taken from src
+			}
 			return written, err
 		}
 		for inPipe > 0 {
@@ -122,6 +131,20 @@ func (t *transfer) drainPipe(dst Side, max int) (int, error) {
 	return int(t.n), nil
 }
 
+// refused reports whether err means the kernel will not splice these
+// descriptors at all, rather than that the source failed.
+func refused(err error) bool {
+	var se *SourceError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Err {
+	case syscall.EINVAL, syscall.ENOSYS, syscall.EPERM, syscall.EOPNOTSUPP:
+		return true
+	}
+	return false
+}
+
 // spliceRetry is splice(2), retried when a signal interrupts it.
 func spliceRetry(in, out, max, flags int) (int64, error) {
 	for {
@@ -131,3 +154,6 @@ func spliceRetry(in, out, max, flags int) (int64, error) {
 		}
 	}
 }
+
+// Supported says Copy can work here.
+const Supported = true

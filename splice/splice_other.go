@@ -3,4 +3,7 @@
 package splice
 
 // Copy is not available here: it returns ErrUnsupported at once.
-func Copy(dst, src Side, n int64) (int64, error) { return 0, ErrUnsupported }
+func (ps *Pipes) Copy(dst, src Side, n int64) (int64, error) { return 0, ErrUnsupported }
+
+// Supported says Copy can work here.
+const Supported = false

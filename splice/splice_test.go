@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -62,31 +63,36 @@ func newRelay(t *testing.T) relay {
 }
 
 func TestCopyIsByteExact(t *testing.T) {
-	r := newRelay(t)
-	const size = 48<<20 + 12345 // not a multiple of any buffer
-	data := make([]byte, size)
-	rand.NewChaCha8([32]byte{1}).Read(data)
-	go func() {
-		r.client.Write(data)
-		r.client.Write([]byte("next request")) // must stay unread
-	}()
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(io.LimitReader(r.server, size))
-		got <- b
-	}()
-	n, err := Copy(side(t, r.dstIn, nil), side(t, r.srcOut, nil), size)
-	if err != nil || n != size {
-		t.Fatalf("Copy: %d bytes, %v; want %d, nil", n, err, size)
-	}
-	if b := <-got; sha256.Sum256(b) != sha256.Sum256(data) {
-		t.Fatalf("the server received %d bytes that differ from the %d sent", len(b), size)
-	}
-	rest := make([]byte, 64)
-	r.srcOut.SetReadDeadline(time.Now().Add(2 * time.Second))
-	m, _ := io.ReadAtLeast(r.srcOut, rest, len("next request"))
-	if !bytes.Equal(rest[:m], []byte("next request")) {
-		t.Errorf("after the body the source held %q, want the bytes past it untouched", rest[:m])
+	// Through a 1 MiB pipe, and through the kernel's default one.
+	for _, large := range []int{1, 0} {
+		t.Run(fmt.Sprintf("large=%d", large), func(t *testing.T) {
+			r := newRelay(t)
+			const size = 16<<20 + 12345 // not a multiple of any buffer
+			data := make([]byte, size)
+			rand.NewChaCha8([32]byte{byte(large)}).Read(data)
+			go func() {
+				r.client.Write(data)
+				r.client.Write([]byte("next request")) // must stay unread
+			}()
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(io.LimitReader(r.server, size))
+				got <- b
+			}()
+			n, err := NewPipes(large).Copy(side(t, r.dstIn, nil), side(t, r.srcOut, nil), size)
+			if err != nil || n != size {
+				t.Fatalf("Copy: %d bytes, %v; want %d, nil", n, err, size)
+			}
+			if b := <-got; sha256.Sum256(b) != sha256.Sum256(data) {
+				t.Fatalf("the server received %d bytes that differ from the %d sent", len(b), size)
+			}
+			rest := make([]byte, 64)
+			r.srcOut.SetReadDeadline(time.Now().Add(2 * time.Second))
+			m, _ := io.ReadAtLeast(r.srcOut, rest, len("next request"))
+			if !bytes.Equal(rest[:m], []byte("next request")) {
+				t.Errorf("after the body the source held %q, want the bytes past it untouched", rest[:m])
+			}
+		})
 	}
 }
 
@@ -98,7 +104,7 @@ func TestCopyTellsTheSidesApart(t *testing.T) {
 			r.client.Write(make([]byte, 100000))
 			r.client.Close()
 		}()
-		n, err := Copy(side(t, r.dstIn, nil), side(t, r.srcOut, nil), 1<<20)
+		n, err := NewPipes(1).Copy(side(t, r.dstIn, nil), side(t, r.srcOut, nil), 1<<20)
 		var se *SourceError
 		if !errors.As(err, &se) || !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Fatalf("got %v, want a SourceError with io.ErrUnexpectedEOF", err)
@@ -113,7 +119,7 @@ func TestCopyTellsTheSidesApart(t *testing.T) {
 		r.client.Write(make([]byte, 1000))
 		ready := func() error { return r.srcOut.SetReadDeadline(time.Now().Add(200 * time.Millisecond)) }
 		start := time.Now()
-		_, err := Copy(side(t, r.dstIn, nil), side(t, r.srcOut, ready), 1<<20)
+		_, err := NewPipes(1).Copy(side(t, r.dstIn, nil), side(t, r.srcOut, ready), 1<<20)
 		var se *SourceError
 		if !errors.As(err, &se) || !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("got %v, want a SourceError with a deadline", err)
@@ -127,7 +133,7 @@ func TestCopyTellsTheSidesApart(t *testing.T) {
 		r.server.SetLinger(0)
 		r.server.Close() // RST on the next segment
 		go r.client.Write(make([]byte, 4<<20))
-		_, err := Copy(side(t, r.dstIn, nil), side(t, r.srcOut, nil), 4<<20)
+		_, err := NewPipes(1).Copy(side(t, r.dstIn, nil), side(t, r.srcOut, nil), 4<<20)
 		var de *DestinationError
 		if !errors.As(err, &de) {
 			t.Fatalf("got %v, want a DestinationError", err)
@@ -137,7 +143,7 @@ func TestCopyTellsTheSidesApart(t *testing.T) {
 		r := newRelay(t)
 		go r.client.Write(make([]byte, 64<<20)) // far more than the socket buffers hold
 		ready := func() error { return r.dstIn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond)) }
-		_, err := Copy(side(t, r.dstIn, ready), side(t, r.srcOut, nil), 64<<20)
+		_, err := NewPipes(1).Copy(side(t, r.dstIn, ready), side(t, r.srcOut, nil), 64<<20)
 		var de *DestinationError
 		if !errors.As(err, &de) || !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("got %v, want a DestinationError with a deadline", err)
