@@ -270,7 +270,7 @@ const maxPrefetch = 8 << 10
 //
 // A large body of known length is spliced: once fasthttp's read buffer is
 // empty, the rest goes from the client's socket to the upstream's inside
-// the kernel (package splice), never through the gateway's memory.
+// the kernel (package splice), not through the gateway's memory.
 type requestBody struct {
 	r     io.Reader // fasthttp's body stream; the client socket once drained
 	conn  net.Conn
