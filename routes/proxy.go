@@ -40,13 +40,12 @@ type proxy struct {
 	maxBody     int64         // 0: no limit
 	clientIdle  time.Duration // longest a client body or download may stall
 	upstreamTLS bool
-	// canSplice: the upstream is plain TCP, splice(2) exists, and
-	// fasthttp's read buffer is small enough for requestBody to empty it
-	// before splicing the rest of a large upload.
-	canSplice bool
-	pipes     *splice.Pipes
-	log       *slog.Logger
-	metrics   *metrics.Metrics
+	// pipes splice large uploads; nil when splicing cannot work: an https
+	// upstream, no splice(2), or a fasthttp read buffer too large for
+	// requestBody to empty with one chunk-sized read.
+	pipes   *splice.Pipes
+	log     *slog.Logger
+	metrics *metrics.Metrics
 	// chunks are the buffers bodies are moved with, chunkSize long.
 	chunks *sync.Pool
 }
@@ -66,24 +65,30 @@ func newChunkPool() *sync.Pool {
 func copyChunks(w io.Writer, r io.Reader, pool *sync.Pool) (int64, error) {
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
-	buf := *bp
 	var total int64
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			written, werr := w.Write(buf[:n])
-			total += int64(written)
-			if werr != nil {
-				return total, werr
-			}
-		}
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
+		n, done, err := copyOnce(w, r, *bp)
+		total += n
+		if done || err != nil {
 			return total, err
 		}
 	}
+}
+
+// copyOnce moves one read of r to w through buf; done says r has ended.
+func copyOnce(w io.Writer, r io.Reader, buf []byte) (n int64, done bool, err error) {
+	nr, err := r.Read(buf)
+	if nr > 0 {
+		written, werr := w.Write(buf[:nr])
+		if werr != nil {
+			return int64(written), false, werr
+		}
+		n = int64(written)
+	}
+	if err == io.EOF {
+		return n, true, nil
+	}
+	return n, false, err
 }
 
 func (p *proxy) handle(c *fiber.Ctx) error {
@@ -117,7 +122,7 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	var body *requestBody
 	// ContentLength is -1 for a chunked body, and 0 or -2 for none.
 	if n, stream := in.ContentLength(), c.Context().RequestBodyStream(); (n > 0 || n == -1) && stream != nil {
-		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody, canSplice: p.canSplice, pipes: p.pipes, chunks: p.chunks}
+		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody, pipes: p.pipes, chunks: p.chunks}
 		req.SetBodyStream(body, n)
 	}
 
@@ -280,14 +285,11 @@ type requestBody struct {
 	read  int64
 	err   error
 
-	// canSplice says the upstream and the platform allow splicing, and
-	// fasthttp's read buffer is no larger than chunkSize, so that a
-	// chunk-sized read empties it.
-	canSplice bool
+	// pipes, when not nil, splice the body once it is large enough.
+	pipes *splice.Pipes
 	// spliced says the client socket was read directly: fasthttp has lost
 	// count of the body, and the connection must not carry another request.
 	spliced bool
-	pipes   *splice.Pipes
 
 	chunks *sync.Pool
 }
@@ -295,7 +297,7 @@ type requestBody struct {
 // WriteTo and SupportsBodyWriteTo make fasthttp move the body in chunkSize
 // pieces (fasthttp.BodyWriterTo), or splice it.
 func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
-	if !b.canSplice || b.want-b.read < spliceMinimum {
+	if b.pipes == nil || b.want-b.read < spliceMinimum {
 		return copyChunks(w, b, b.chunks)
 	}
 	rf, ok := w.(io.ReaderFrom)
@@ -314,18 +316,9 @@ func (b *requestBody) WriteTo(w io.Writer) (int64, error) {
 	defer b.chunks.Put(bp)
 	var total int64
 	for b.read <= maxPrefetch {
-		n, err := b.Read(*bp)
-		if n > 0 {
-			written, werr := w.Write((*bp)[:n])
-			total += int64(written)
-			if werr != nil {
-				return total, werr
-			}
-		}
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
+		n, done, err := copyOnce(w, b, *bp)
+		total += n
+		if done || err != nil {
 			return total, err
 		}
 	}

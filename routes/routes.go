@@ -106,11 +106,12 @@ func Register(app *fiber.App, d Deps) {
 		maxBody:      d.MaxBodySize,
 		clientIdle:   d.ClientBodyIdleTimeout,
 		upstreamTLS:  d.UpstreamTLS,
-		canSplice:    splice.Supported && !d.UpstreamTLS && readBufferSize(app) <= chunkSize,
-		pipes:        splice.NewPipes(largePipes),
 		log:          logging.Named(d.Logger, "gateway.proxy"),
 		metrics:      d.Metrics,
 		chunks:       newChunkPool(),
+	}
+	if splice.Supported && !d.UpstreamTLS && readBufferSize(app) <= chunkSize {
+		p.pipes = splice.NewPipes(largePipes)
 	}
 	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
 
