@@ -2,7 +2,6 @@ package routes
 
 import (
 	"bytes"
-	"iter"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,33 +12,42 @@ import (
 // make hop-by-hop; further names are ignored (and so forwarded).
 const maxConnectionTokens = 16
 
-// copyEndToEnd calls add, in order, for each header of all that is meant
-// for the far end: not hop-by-hop (RFC 9110 §7.6.1), not named in a
-// Connection header, and not in replaced, the headers the gateway sets
-// itself. Building the outgoing header this way, rather than deleting from
-// a copy, keeps every value of a repeated header in its original order:
-// fasthttp's Del reorders what is left.
-func copyEndToEnd(all iter.Seq2[[]byte, []byte], add func(k, v []byte), replaced ...string) {
-	var named [maxConnectionTokens][]byte
-	listed := named[:0]
-	for k, v := range all {
-		if !strings.EqualFold(string(k), fiber.HeaderConnection) {
-			continue
-		}
-		for len(v) > 0 && len(listed) < cap(listed) {
-			var tok []byte
-			tok, v, _ = bytes.Cut(v, []byte{','})
-			if tok = bytes.TrimSpace(tok); len(tok) > 0 {
-				listed = append(listed, tok)
-			}
+// endToEnd picks, from one message's headers, those meant for the far
+// end: not hop-by-hop (RFC 9110 §7.6.1), not named in a Connection
+// header, and not in replaced, the headers the gateway sets itself. Its
+// users range over the headers twice, calling note on each, then adding
+// each that keep allows to the outgoing header. Building that header this
+// way, rather than deleting from a copy, keeps every value of a repeated
+// header in its original order: fasthttp's Del reorders what is left.
+//
+// The loops are the callers', over fasthttp's All() in their own body, so
+// the compiler inlines the iterator: a helper taking the iterator as a
+// value would allocate its loop bodies on every request.
+type endToEnd struct {
+	replaced []string
+	named    [maxConnectionTokens][]byte // what Connection headers list
+	listed   int
+}
+
+// note records the header names a Connection header makes hop-by-hop.
+func (e *endToEnd) note(k, v []byte) {
+	if !strings.EqualFold(string(k), fiber.HeaderConnection) {
+		return
+	}
+	for len(v) > 0 && e.listed < len(e.named) {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte{','})
+		if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+			e.named[e.listed] = tok
+			e.listed++
 		}
 	}
-	for k, v := range all {
-		if isHopByHop(k) || containsFold(listed, k) || containsFoldString(replaced, k) {
-			continue
-		}
-		add(k, v)
-	}
+}
+
+// keep reports whether the header named k goes to the far end; every
+// header must have been noted first.
+func (e *endToEnd) keep(k []byte) bool {
+	return !isHopByHop(k) && !containsFold(e.named[:e.listed], k) && !containsFoldString(e.replaced, k)
 }
 
 // isHopByHop reports whether a header belongs to one connection. Proxy-
@@ -83,9 +91,16 @@ func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte
 	dst.SetNoDefaultContentType(true)
 	dst.SetMethodBytes(src.Method())
 	dst.SetRequestURIBytes(target)
-	copyEndToEnd(src.All(), dst.AddBytesKV,
-		fiber.HeaderContentLength, fiber.HeaderXRequestID, fiber.HeaderExpect,
-		fiber.HeaderXForwardedFor, fiber.HeaderXForwardedProto, fiber.HeaderXForwardedHost)
+	e := endToEnd{replaced: []string{fiber.HeaderContentLength, fiber.HeaderXRequestID, fiber.HeaderExpect,
+		fiber.HeaderXForwardedFor, fiber.HeaderXForwardedProto, fiber.HeaderXForwardedHost}}
+	for k, v := range src.All() {
+		e.note(k, v)
+	}
+	for k, v := range src.All() {
+		if e.keep(k) {
+			dst.AddBytesKV(k, v)
+		}
+	}
 	if len(src.Host()) == 0 {
 		dst.SetHost(upstreamHost)
 	}
@@ -110,9 +125,17 @@ func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte
 func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
 	dst.SetStatusCode(src.StatusCode())
 	dst.SetNoDefaultContentType(true)
-	copyEndToEnd(src.All(), dst.AddBytesKV, fiber.HeaderContentLength,
+	e := endToEnd{replaced: []string{fiber.HeaderContentLength,
 		fiber.HeaderXRequestID, "X-Process-Time",
 		fiber.HeaderAccessControlAllowOrigin, fiber.HeaderAccessControlAllowCredentials,
 		fiber.HeaderAccessControlAllowHeaders, fiber.HeaderAccessControlAllowMethods,
-		fiber.HeaderAccessControlExposeHeaders, fiber.HeaderAccessControlMaxAge)
+		fiber.HeaderAccessControlExposeHeaders, fiber.HeaderAccessControlMaxAge}}
+	for k, v := range src.All() {
+		e.note(k, v)
+	}
+	for k, v := range src.All() {
+		if e.keep(k) {
+			dst.AddBytesKV(k, v)
+		}
+	}
 }
