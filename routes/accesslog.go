@@ -42,27 +42,23 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		m.InFlight.Inc()
-		stats := &requestStats{clientIP: c.IP()}
-		c.Locals(statsKey, stats)
+		line := &accessLine{start: start, stats: requestStats{clientIP: c.IP()}}
+		c.Locals(statsKey, &line.stats)
 		if err := c.Next(); err != nil {
 			if err := handleErr(c, err); err != nil {
 				c.Status(fiber.StatusInternalServerError)
 			}
 		}
-		c.Response().Header.Set("X-Process-Time", formatMillis(time.Since(start)))
+		var took [16]byte
+		c.Response().Header.SetBytesV("X-Process-Time", appendMillis(took[:0], time.Since(start)))
 
 		in := &c.Request().Header
-		line := &accessLine{
-			requestID: strings.Clone(requestIDOf(c)),
-			method:    strings.Clone(c.Method()),
-			path:      string(c.Request().URI().PathOriginal()),
-			clientIP:  stats.clientIP,
-			companyID: string(in.Peek("X-Company-ID")),
-			traceID:   traceID(in.Peek("Traceparent")),
-			status:    c.Response().StatusCode(),
-			start:     start,
-			stats:     stats,
-		}
+		line.requestID = strings.Clone(requestIDOf(c))
+		line.method = strings.Clone(c.Method())
+		line.path = string(c.Request().URI().PathOriginal())
+		line.companyID = string(in.Peek("X-Company-ID"))
+		line.traceID = traceID(in.Peek("Traceparent"))
+		line.status = c.Response().StatusCode()
 		if body, ok := c.Response().BodyStream().(*streamedBody); ok {
 			body.done = func(n int64, upstreamErr, clientErr error) { line.finish(log, m, n, upstreamErr, clientErr) }
 			return nil
@@ -72,13 +68,14 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 	}
 }
 
-// accessLine holds what the access log says about one request. Its strings
-// are copies: the line may be written after Fiber has reused the context.
+// accessLine holds what the access log says about one request, its stats
+// included, so that one allocation serves both. Its strings are copies:
+// the line may be written after Fiber has reused the context.
 type accessLine struct {
-	requestID, method, path, clientIP, companyID, traceID string
-	status                                                int
-	start                                                 time.Time
-	stats                                                 *requestStats
+	requestID, method, path, companyID, traceID string
+	status                                      int
+	start                                       time.Time
+	stats                                       requestStats
 }
 
 // finish records the completed request: metrics, then the log line.
@@ -113,7 +110,7 @@ func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64
 		slog.String("request_id", l.requestID),
 		slog.String("method", l.method),
 		slog.String("path", l.path),
-		slog.String("client_ip", l.clientIP),
+		slog.String("client_ip", l.stats.clientIP),
 		slog.Int("status_code", l.status),
 		slog.Float64("duration_ms", millis(elapsed)),
 		slog.Float64("upstream_duration_ms", millis(l.stats.upstream)),
@@ -166,7 +163,7 @@ func millis(d time.Duration) float64 {
 	return float64(d.Microseconds()/10) / 100
 }
 
-// formatMillis renders d as the original's X-Process-Time: "12.34ms".
-func formatMillis(d time.Duration) string {
-	return strconv.FormatFloat(millis(d), 'f', 2, 64) + "ms"
+// appendMillis appends d as the original's X-Process-Time: "12.34ms".
+func appendMillis(dst []byte, d time.Duration) []byte {
+	return append(strconv.AppendFloat(dst, millis(d), 'f', 2, 64), "ms"...)
 }

@@ -174,7 +174,8 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 	ctx.SetStatusCode(status)
 	ctx.SetContentType(fiber.MIMEApplicationJSON)
 	ctx.Response.Header.Set(fiber.HeaderXRequestID, id)
-	ctx.Response.Header.Set("X-Process-Time", formatMillis(time.Since(start)))
+	var took [16]byte
+	ctx.Response.Header.SetBytesV("X-Process-Time", appendMillis(took[:0], time.Since(start)))
 	ctx.SetBodyString(body)
 	// The same line as every other request's. No error text: fasthttp's
 	// parse errors quote the raw request, credentials included.
@@ -182,12 +183,11 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 		requestID: id,
 		method:    string(ctx.Method()),
 		path:      string(ctx.URI().PathOriginal()),
-		clientIP:  ctx.RemoteIP().String(),
 		companyID: string(h.Peek("X-Company-ID")),
 		traceID:   traceID(h.Peek("Traceparent")),
 		status:    status,
 		start:     start,
-		stats:     &requestStats{},
+		stats:     requestStats{clientIP: ctx.RemoteIP().String()},
 	}
 	line.finish(b.log, b.metrics, int64(len(body)), nil, nil)
 }
