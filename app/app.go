@@ -54,6 +54,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 	registry := prometheus.NewRegistry()
 	m := metrics.New(registry)
 	a.admin = &http.Server{Handler: adminMux(registry), ReadHeaderTimeout: 10 * time.Second}
+	conns := &upstream.Conns{}
 	a.upstream = upstream.NewClient(upstream.Options{
 		URL:             cfg.IngestURL,
 		Timeout:         cfg.UpstreamTimeout,
@@ -61,6 +62,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		IdleConnTimeout: cfg.UpstreamIdleConnTimeout,
 		MaxConns:        cfg.UpstreamMaxConns,
 		PoolTimeout:     cfg.UpstreamPoolTimeout,
+		Conns:           conns,
 	})
 	a.fiber = fiber.New(fiber.Config{
 		AppName:               cfg.ProjectName,
@@ -94,6 +96,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		Upstream:       a.upstream,
 		UpstreamHost:   cfg.IngestURL.Host,
 		UpstreamTLS:    cfg.IngestURL.Scheme == "https",
+		UpstreamConns:  conns,
 		Health:         a.healthProblem,
 		Logger:         log,
 

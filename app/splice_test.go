@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/ingestmock"
 )
 
 // upload sends body to the gateway's /sink on a connection of its own and
@@ -206,4 +208,150 @@ func waitLogged(t *testing.T, g *gateway, want string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Errorf("no %q upstream error counted in /metrics", want)
+}
+
+// blobSum is the length and hex sha256 of the mock's /blob body of size n.
+func blobSum(t *testing.T, n int64) string {
+	t.Helper()
+	h := sha256.New()
+	if _, err := io.Copy(h, ingestmock.Pattern(n)); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%d %x", n, h.Sum(nil))
+}
+
+// TestLargeDownloadsAreSpliced checks the kernel-to-kernel path for
+// downloads of known length: byte-exact at the client, on one keep-alive
+// client connection throughout, and each spliced download costing its
+// upstream connection (fasthttp has lost count of the body), where a
+// smaller one returns it to the pool.
+func TestLargeDownloadsAreSpliced(t *testing.T) {
+	var opened atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &http.Server{Handler: ingestmock.New("/api/v1"), ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}}
+	go up.Serve(ln)
+	t.Cleanup(func() { up.Close() })
+	g := startGateway(t, "http://"+ln.Addr().String(), nil)
+
+	c := dial(t, g.addr)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	sizes := []int64{100 << 10, 1<<20 + 64<<10 + 1, 3<<20 + 1, 24 << 20}
+	for _, size := range sizes {
+		fmt.Fprintf(c, "GET /api/v1/ingest/blob?size=%d HTTP/1.1\r\nHost: x\r\n\r\n", size)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%d bytes: body broke after %d: %v", size, n, err)
+		}
+		if got, want := fmt.Sprintf("%d %x", n, h.Sum(nil)), blobSum(t, size); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+		if resp.Close {
+			t.Fatalf("%d bytes: the client connection was closed", size)
+		}
+	}
+	// The 100 KiB download's connection serves the first spliced one and
+	// is closed after it; the two later ones open one each.
+	if got := opened.Load(); got != 3 {
+		t.Errorf("upstream connections opened: got %d, want 3 (one per spliced download)", got)
+	}
+	var logged bool
+	for _, l := range g.logs.lines(t) {
+		if l["path"] == "/api/v1/ingest/blob" && l["bytes_out"] == float64(24<<20) && l["event"] == "Request completed" {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no completed access line with bytes_out %d", 24<<20)
+	}
+}
+
+// TestSplicedDownloadSentInPieces checks that bytes fasthttp has buffered
+// for the upstream connection are not skipped when the splice starts: the
+// upstream sends its head with the start of the body, then small pieces.
+func TestSplicedDownloadSentInPieces(t *testing.T) {
+	const size = 4 << 20
+	body := make([]byte, size)
+	rand.NewChaCha8([32]byte{9}).Read(body)
+	sum := sha256.Sum256(body)
+	up := rawUpstream(t, func(c net.Conn) {
+		if _, _, err := readRequestHead(c); err != nil {
+			return
+		}
+		c.Write(append([]byte(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)), body[:3000]...))
+		for off := 3000; off < 40000; off += 1000 {
+			time.Sleep(2 * time.Millisecond)
+			c.Write(body[off : off+1000])
+		}
+		c.Write(body[40000:])
+	})
+	g := startGateway(t, up, nil)
+	resp := get(t, g.url+"/api/v1/ingest/file")
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("body broke after %d bytes: %v", len(got), err)
+	}
+	if sha256.Sum256(got) != sum {
+		t.Fatalf("got %d bytes, not the %d sent", len(got), size)
+	}
+}
+
+// TestSplicedDownloadFailures checks that a spliced download breaks the
+// way a copied one does: the client sees a short body on a closed
+// connection, and the access log blames the side that failed.
+func TestSplicedDownloadFailures(t *testing.T) {
+	for _, tt := range []struct {
+		name, query string
+		edit        func(*config.Config)
+		wantErr     string // in the access line's error
+	}{
+		{"upstream dies", "size=16777216&die_after=4194304", nil, "unexpected EOF"},
+		{"upstream stalls", "size=16777216&stall_after=4194304&stall_ms=5000", shortTimeout, "timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := startMock(t)
+			g := startGateway(t, m.url, tt.edit)
+			start := time.Now()
+			resp := get(t, g.url+"/api/v1/ingest/blob?"+tt.query)
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err == nil || n >= 16<<20 {
+				t.Fatalf("got %d bytes, err %v; want a body broken off", n, err)
+			}
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("broke off after %v", took)
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				for _, l := range g.logs.lines(t) {
+					if l["logger"] != "gateway.access" || l["path"] != "/api/v1/ingest/blob" {
+						continue
+					}
+					errText, _ := l["error"].(string)
+					if l["broken_by"] != "upstream" || !strings.Contains(errText, tt.wantErr) {
+						t.Fatalf("access line: got %v, want broken_by upstream with %q", l, tt.wantErr)
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no access line for the broken download")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
 }

@@ -40,10 +40,12 @@ type proxy struct {
 	maxBody     int64         // 0: no limit
 	clientIdle  time.Duration // longest a client body or download may stall
 	upstreamTLS bool
-	// pipes splice large uploads; nil when splicing cannot work: an https
-	// upstream, no splice(2), or a fasthttp read buffer too large for
-	// requestBody to empty with one chunk-sized read.
-	pipes   *splice.Pipes
+	// uploadPipes and downloadPipes splice large bodies; nil where that
+	// cannot work: an https upstream, no splice(2), no conns, or a fasthttp
+	// read buffer too large to empty with one chunk-sized read.
+	uploadPipes, downloadPipes *splice.Pipes
+	// conns finds the upstream socket of a download to splice.
+	conns   *upstream.Conns
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	// chunks are the buffers bodies are moved with, chunkSize long.
@@ -122,7 +124,7 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	var body *requestBody
 	// ContentLength is -1 for a chunked body, and 0 or -2 for none.
 	if n, stream := in.ContentLength(), c.Context().RequestBodyStream(); (n > 0 || n == -1) && stream != nil {
-		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody, pipes: p.pipes, chunks: p.chunks}
+		body = &requestBody{r: stream, conn: c.Context().Conn(), idle: p.clientIdle, want: int64(n), limit: p.maxBody, pipes: p.uploadPipes, chunks: p.chunks}
 		req.SetBodyStream(body, n)
 	}
 
@@ -216,7 +218,11 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 	// client learns the status without waiting for a slow body, and a body
 	// that breaks early still shows as a response that broke.
 	out.ImmediateHeaderFlush = true
-	out.SetBodyStream(&streamedBody{resp: resp, r: resp.BodyStream(), conn: c.Context().Conn(), idle: p.clientIdle, chunks: p.chunks}, n)
+	body := &streamedBody{resp: resp, r: resp.BodyStream(), conn: c.Context().Conn(), idle: p.clientIdle, chunks: p.chunks}
+	if n >= spliceMinimum {
+		body.want, body.pipes, body.conns = int64(n), p.downloadPipes, p.conns
+	}
+	out.SetBodyStream(body, n)
 	return nil
 }
 
@@ -420,13 +426,66 @@ type streamedBody struct {
 	released bool
 
 	chunks *sync.Pool
+
+	// pipes, when not nil, splice the body from the upstream's socket,
+	// which conns finds; want is then its Content-Length.
+	pipes *splice.Pipes
+	conns *upstream.Conns
+	want  int64
 }
 
 // WriteTo and SupportsBodyWriteTo make fasthttp move the body in chunkSize
-// pieces (fasthttp.BodyWriterTo).
+// pieces (fasthttp.BodyWriterTo), or splice it.
 func (b *streamedBody) WriteTo(w io.Writer) (int64, error) {
-	n, err := copyChunks(w, b, b.chunks)
+	n, err := b.writeTo(w)
 	b.sent, b.wroteTo = n, true
+	return n, err
+}
+
+func (b *streamedBody) writeTo(w io.Writer) (int64, error) {
+	client, ok := b.conn.(syscall.Conn)
+	if b.pipes == nil || !ok {
+		return copyChunks(w, b, b.chunks)
+	}
+	// fasthttp has flushed the response head (ImmediateHeaderFlush) and
+	// holds nothing else to write, so the body may go to the client socket
+	// directly, provided none of it then goes through w. One read of
+	// chunkSize through the body stream empties the upstream connection's
+	// read buffer (upstream.Conns.Source): after it, the rest of the body
+	// is in the upstream socket.
+	bp := b.chunks.Get().(*[]byte)
+	n, done, err := copyOnce(b.conn, b, *bp)
+	b.chunks.Put(bp)
+	if done || err != nil {
+		return n, err
+	}
+	src, ok := b.conns.Source(b.resp.LocalAddr())
+	raw, rerr := client.SyscallConn()
+	if !ok || rerr != nil {
+		rest, err := copyChunks(w, b, b.chunks)
+		return n + rest, err
+	}
+	dst := splice.Side{Conn: raw, Ready: func() error {
+		if b.idle > 0 {
+			return b.conn.SetWriteDeadline(time.Now().Add(b.idle))
+		}
+		return nil
+	}}
+	moved, err := b.pipes.Copy(dst, src, b.want-b.read)
+	b.read += moved
+	n += moved
+	var srcErr *splice.SourceError
+	var dstErr *splice.DestinationError
+	switch {
+	case errors.As(err, &srcErr):
+		b.err = srcErr.Err
+		return n, srcErr.Err
+	case errors.As(err, &dstErr):
+		return n, dstErr.Err
+	case errors.Is(err, splice.ErrUnsupported):
+		rest, err := copyChunks(w, b, b.chunks)
+		return n + rest, err
+	}
 	return n, err
 }
 

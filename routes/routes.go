@@ -13,6 +13,7 @@ import (
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/splice"
+	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/gofiber/fiber/v2/middleware/recover"
@@ -42,8 +43,11 @@ type Deps struct {
 	// clients that send none.
 	UpstreamHost string
 	// UpstreamTLS says the ingest service is reached over https: the
-	// upstream request must say so, and uploads are copied, not spliced.
+	// upstream request must say so, and bodies are copied, not spliced.
 	UpstreamTLS bool
+	// UpstreamConns finds the upstream connection a response arrived on,
+	// to splice large downloads; nil: downloads are copied.
+	UpstreamConns *upstream.Conns
 	// Health reports whether the gateway can serve: "" when it can, or why
 	// not. /health answers 503 with that reason otherwise.
 	Health func() string
@@ -110,8 +114,16 @@ func Register(app *fiber.App, d Deps) {
 		metrics:      d.Metrics,
 		chunks:       newChunkPool(),
 	}
-	if splice.Supported && !d.UpstreamTLS && readBufferSize(app) <= chunkSize {
-		p.pipes = splice.NewPipes(largePipes)
+	if splice.Supported && !d.UpstreamTLS {
+		pipes := splice.NewPipes(largePipes)
+		// Each direction needs one read of chunkSize to empty fasthttp's
+		// read buffer for the socket it splices from.
+		if readBufferSize(app) <= chunkSize {
+			p.uploadPipes = pipes
+		}
+		if d.UpstreamConns != nil && upstream.ReadBufferSize <= chunkSize {
+			p.downloadPipes, p.conns = pipes, d.UpstreamConns
+		}
 	}
 	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
 
@@ -126,7 +138,7 @@ func Register(app *fiber.App, d Deps) {
 	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
 }
 
-// largePipes is how many uploads at once are spliced through 1 MiB pipes
+// largePipes is how many transfers at once are spliced through 1 MiB pipes
 // (splice.Pipes): 16 MiB of the kernel's 64 MiB per-user default, the
 // rest left to other processes of the same user.
 const largePipes = 16

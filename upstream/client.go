@@ -32,14 +32,18 @@ type Options struct {
 	// PoolTimeout is how long a request waits for a free connection when
 	// MaxConns are busy before failing with KindPoolExhausted.
 	PoolTimeout time.Duration
+	// Conns, if set, lists every open connection, for splicing downloads.
+	Conns *Conns
 }
 
-// Buffer sizes of upstream connections. 16 KiB bounds the response header;
+// ReadBufferSize is the size of each upstream connection's read buffer,
+// which bounds the response header; a read of at least this much through a
+// response body stream empties it (see Conns.Source).
+const ReadBufferSize = 16 << 10
+
+// writeBufferSize is the size of each upstream connection's write buffer:
 // 32 KiB writes move uploads in fewer system calls.
-const (
-	readBufferSize  = 16 << 10
-	writeBufferSize = 32 << 10
-)
+const writeBufferSize = 32 << 10
 
 // NewClient returns a HostClient that streams both bodies and forwards
 // request paths byte for byte.
@@ -62,7 +66,12 @@ func NewClient(o Options) *fasthttp.HostClient {
 			if err != nil {
 				return nil, err
 			}
-			return newIdleTimeoutConn(c, o.Timeout), nil
+			ic := newIdleTimeoutConn(c, o.Timeout)
+			if o.Conns != nil {
+				ic.conns = o.Conns
+				o.Conns.byLocal.Store(c.LocalAddr(), ic)
+			}
+			return ic, nil
 		},
 		MaxConns:            o.MaxConns,
 		MaxConnWaitTimeout:  o.PoolTimeout,
@@ -71,7 +80,7 @@ func NewClient(o Options) *fasthttp.HostClient {
 		// and the rest idle out, instead of every connection being cycled
 		// (and kept open) by a FIFO pool.
 		ConnPoolStrategy: fasthttp.LIFO,
-		ReadBufferSize:   readBufferSize,
+		ReadBufferSize:   ReadBufferSize,
 		WriteBufferSize:  writeBufferSize,
 		// Without these, a body is held whole in memory and "/a//b/%2e" is
 		// rewritten to "/a/b/." on its way upstream.

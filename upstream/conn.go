@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +25,8 @@ type idleTimeoutConn struct {
 	timeout, slack time.Duration
 	// readBy and writeBy are the deadlines last set; zero: none yet.
 	readBy, writeBy time.Time
+	// conns, if set, lists the connection while it is open.
+	conns *Conns
 }
 
 // newIdleTimeoutConn wraps c; the slack is an eighth of the timeout.
@@ -43,6 +46,14 @@ func (c *idleTimeoutConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Write(p)
+}
+
+// Close takes the connection off its list before closing it.
+func (c *idleTimeoutConn) Close() error {
+	if c.conns != nil {
+		c.conns.byLocal.Delete(c.Conn.LocalAddr())
+	}
+	return c.Conn.Close()
 }
 
 func (c *idleTimeoutConn) extendRead() error {
@@ -90,3 +101,41 @@ func (c *idleTimeoutConn) ReadFrom(r io.Reader) (int64, error) {
 
 // writerOnly hides ReadFrom, so io.Copy does not call it back.
 type writerOnly struct{ io.Writer }
+
+// Conns finds the upstream connection a response arrived on, so that a
+// large download can be spliced straight from its socket. fasthttp does
+// not hand the connection out, only its local address
+// (fasthttp.Response.LocalAddr, the very net.Addr value the connection
+// returns): so each connection the client dials is listed under that
+// address while it is open.
+type Conns struct {
+	byLocal sync.Map // net.Addr → *idleTimeoutConn
+}
+
+// Source returns the socket of the open connection whose local address is
+// local, with the read idle timeout moved before each wait, or false.
+//
+// The caller must own the connection's reads, as the handler reading a
+// response body does, and must first empty fasthttp's read buffer for it:
+// one read of at least ReadBufferSize bytes through the body stream does,
+// because a bufio.Reader read returns all it holds or, holding nothing,
+// reads the socket straight into the caller's slice. What is taken from
+// the socket directly is lost to fasthttp's count of the body, so the
+// connection is not reused after it (fasthttp closes a connection whose
+// body stream was not read to its end).
+func (cs *Conns) Source(local net.Addr) (splice.Side, bool) {
+	v, ok := cs.byLocal.Load(local)
+	if !ok {
+		return splice.Side{}, false
+	}
+	c := v.(*idleTimeoutConn)
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return splice.Side{}, false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return splice.Side{}, false
+	}
+	return splice.Side{Conn: raw, Ready: c.extendRead}, true
+}

@@ -4,10 +4,14 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TestIdleTimeoutConn checks the inactivity timeout's two promises: reads
@@ -65,5 +69,46 @@ func TestIdleTimeoutConnReadFromCopies(t *testing.T) {
 	}
 	if g := <-got; g != want {
 		t.Errorf("the other end got %d bytes, want the %d sent", len(g), len(want))
+	}
+}
+
+// TestConnsListOpenConnections checks that a response's local address
+// finds the socket it arrived on while the connection is open, and nothing
+// once the pool has closed it: the list does not outgrow the pool.
+func TestConnsListOpenConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	conns := &Conns{}
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	hc := NewClient(Options{URL: u, Timeout: time.Second, ConnectTimeout: time.Second,
+		IdleConnTimeout: time.Minute, MaxConns: 4, PoolTimeout: time.Second, Conns: conns})
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + ln.Addr().String() + "/")
+	if err := hc.Do(req, resp); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.BodyStream())
+	resp.CloseBodyStream()
+
+	side, ok := conns.Source(resp.LocalAddr())
+	if !ok || side.Conn == nil || side.Ready == nil {
+		t.Fatalf("Source(%v): got %v, %v; want the open connection", resp.LocalAddr(), side, ok)
+	}
+	hc.CloseIdleConnections()
+	if _, ok := conns.Source(resp.LocalAddr()); ok {
+		t.Error("Source still finds a connection the pool has closed")
+	}
+	n := 0
+	conns.byLocal.Range(func(_, _ any) bool { n++; return true })
+	if n != 0 {
+		t.Errorf("%d connections still listed after the pool closed them all", n)
 	}
 }
