@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +18,9 @@ import (
 
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/ingestmock"
+	"github.com/atenex/gateway/routes"
+	"github.com/atenex/gateway/upstream"
+	"github.com/gofiber/fiber/v2"
 )
 
 // upload sends body to the gateway's /sink on a connection of its own and
@@ -221,10 +226,10 @@ func blobSum(t *testing.T, n int64) string {
 }
 
 // TestLargeDownloadsAreSpliced checks the kernel-to-kernel path for
-// downloads of known length: byte-exact at the client, on one keep-alive
-// client connection throughout, and each spliced download costing its
-// upstream connection (fasthttp has lost count of the body), where a
-// smaller one returns it to the pool.
+// downloads of known length from 16 MiB: byte-exact at the client, on one
+// keep-alive client connection throughout, and each spliced download
+// costing its upstream connection (fasthttp has lost count of the body),
+// where a smaller one returns it to the pool.
 func TestLargeDownloadsAreSpliced(t *testing.T) {
 	var opened atomic.Int32
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -243,7 +248,7 @@ func TestLargeDownloadsAreSpliced(t *testing.T) {
 	c := dial(t, g.addr)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
-	sizes := []int64{100 << 10, 1<<20 + 64<<10 + 1, 3<<20 + 1, 24 << 20}
+	sizes := []int64{3 << 20, 16<<20 + 64<<10 + 1, 20<<20 + 1, 24 << 20}
 	for _, size := range sizes {
 		fmt.Fprintf(c, "GET /api/v1/ingest/blob?size=%d HTTP/1.1\r\nHost: x\r\n\r\n", size)
 		resp, err := http.ReadResponse(br, nil)
@@ -263,8 +268,8 @@ func TestLargeDownloadsAreSpliced(t *testing.T) {
 			t.Fatalf("%d bytes: the client connection was closed", size)
 		}
 	}
-	// The 100 KiB download's connection serves the first spliced one and
-	// is closed after it; the two later ones open one each.
+	// The 3 MiB download's connection serves the first spliced one and is
+	// closed after it; the two later ones open one each.
 	if got := opened.Load(); got != 3 {
 		t.Errorf("upstream connections opened: got %d, want 3 (one per spliced download)", got)
 	}
@@ -283,7 +288,7 @@ func TestLargeDownloadsAreSpliced(t *testing.T) {
 // for the upstream connection are not skipped when the splice starts: the
 // upstream sends its head with the start of the body, then small pieces.
 func TestSplicedDownloadSentInPieces(t *testing.T) {
-	const size = 4 << 20
+	const size = 20 << 20
 	body := make([]byte, size)
 	rand.NewChaCha8([32]byte{9}).Read(body)
 	sum := sha256.Sum256(body)
@@ -319,8 +324,8 @@ func TestSplicedDownloadFailures(t *testing.T) {
 		edit        func(*config.Config)
 		wantErr     string // in the access line's error
 	}{
-		{"upstream dies", "size=16777216&die_after=4194304", nil, "unexpected EOF"},
-		{"upstream stalls", "size=16777216&stall_after=4194304&stall_ms=5000", shortTimeout, "timeout"},
+		{"upstream dies", "size=33554432&die_after=4194304", nil, "unexpected EOF"},
+		{"upstream stalls", "size=33554432&stall_after=4194304&stall_ms=5000", shortTimeout, "timeout"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := startMock(t)
@@ -329,7 +334,7 @@ func TestSplicedDownloadFailures(t *testing.T) {
 			resp := get(t, g.url+"/api/v1/ingest/blob?"+tt.query)
 			n, err := io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if err == nil || n >= 16<<20 {
+			if err == nil || n >= 32<<20 {
 				t.Fatalf("got %d bytes, err %v; want a body broken off", n, err)
 			}
 			if took := time.Since(start); took > 3*time.Second {
@@ -353,5 +358,49 @@ func TestSplicedDownloadFailures(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestSplicedDownloadWithETag checks that a download is spliced only when
+// fasthttp's server writes it to the connection: with Fiber's ETag on,
+// Fiber reads the whole body through the stream first (Response.Body),
+// and the client must still get the head, then the body.
+func TestSplicedDownloadWithETag(t *testing.T) {
+	const size = 20 << 20
+	u, _ := url.Parse(serveHTTP(t, ingestmock.New("/api/v1")))
+	conns := &upstream.Conns{}
+	hc := upstream.NewClient(upstream.Options{URL: u, Timeout: 5 * time.Second, ConnectTimeout: time.Second,
+		IdleConnTimeout: time.Minute, MaxConns: 8, PoolTimeout: time.Second, Conns: conns})
+	f := fiber.New(fiber.Config{ETag: true, StreamRequestBody: true, DisablePreParseMultipartForm: true,
+		DisableStartupMessage: true, ReadBufferSize: 8192})
+	routes.Register(f, routes.Deps{ProjectName: "x", APIPrefix: "/api/v1", Upstream: hc, UpstreamHost: u.Host,
+		UpstreamConns: conns, Health: func() string { return "" }, Logger: slog.New(slog.DiscardHandler),
+		ClientBodyIdleTimeout: 5 * time.Second, MaxInFlight: 10})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.Listener(ln)
+	t.Cleanup(func() { f.Shutdown() })
+
+	c := dial(t, ln.Addr().String())
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /api/v1/ingest/blob?size=%d HTTP/1.1\r\nHost: x\r\n\r\n", size)
+	br := bufio.NewReader(c)
+	head, _ := br.Peek(12)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("response starting %q: %v", head, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	if err != nil {
+		t.Fatalf("body broke after %d bytes: %v", n, err)
+	}
+	if got, want := fmt.Sprintf("%d %x", n, h.Sum(nil)), blobSum(t, size); got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	if resp.Header.Get("ETag") == "" {
+		t.Error("no ETag: the test no longer exercises a body read before the response is written")
 	}
 }

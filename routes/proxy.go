@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 	"syscall"
 	"time"
@@ -45,9 +46,15 @@ type proxy struct {
 	// read buffer too large to empty with one chunk-sized read.
 	uploadPipes, downloadPipes *splice.Pipes
 	// conns finds the upstream socket of a download to splice.
-	conns   *upstream.Conns
-	log     *slog.Logger
-	metrics *metrics.Metrics
+	conns *upstream.Conns
+	// connWriter is the type of writer fasthttp's server hands the body
+	// stream of a response of known length (connBodyWriter). A download
+	// is spliced only into that one: any other caller of the stream's
+	// WriteTo (Response.Body, as Fiber's ETag uses it, or compression)
+	// gets it copied into its writer.
+	connWriter reflect.Type
+	log        *slog.Logger
+	metrics    *metrics.Metrics
 	// chunks are the buffers bodies are moved with, chunkSize long.
 	chunks *sync.Pool
 }
@@ -219,8 +226,8 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 	// that breaks early still shows as a response that broke.
 	out.ImmediateHeaderFlush = true
 	body := &streamedBody{resp: resp, r: resp.BodyStream(), conn: c.Context().Conn(), idle: p.clientIdle, chunks: p.chunks}
-	if n >= spliceMinimum {
-		body.want, body.pipes, body.conns = int64(n), p.downloadPipes, p.conns
+	if n >= spliceDownloadMinimum {
+		body.want, body.pipes, body.conns, body.connWriter = int64(n), p.downloadPipes, p.conns, p.connWriter
 	}
 	out.SetBodyStream(body, n)
 	return nil
@@ -268,6 +275,15 @@ var errBodyTooLarge = errors.New("request body exceeds the limit")
 // the pipe's set-up and the closed connection cost more than the copies
 // saved.
 const spliceMinimum = 1 << 20
+
+// spliceDownloadMinimum is the smallest download spliced. A spliced
+// download costs its upstream connection, which the gateway closes and so
+// holds in TIME_WAIT for a minute: with about 28,000 local ports for the
+// one upstream address, 1 MiB downloads would run out of ports at some
+// 470 a second (490 MB/s), and small requests needing a new connection
+// would fail with them. At 16 MiB that is 7.5 GB/s, and the handshake is
+// lost in the transfer.
+const spliceDownloadMinimum = 16 << 20
 
 // maxPrefetch is the most of a body fasthttp reads before the handler runs
 // (readBodyWithStreaming), whatever the server's BodyLimit.
@@ -362,14 +378,9 @@ func (b *requestBody) SpliceTo(dst splice.Side, n int64) (int64, error) {
 	}}
 	moved, err := b.pipes.Copy(dst, src, n)
 	b.read += moved
-	var srcErr *splice.SourceError
-	var dstErr *splice.DestinationError
-	switch {
-	case errors.As(err, &srcErr):
-		b.err = srcErr.Err
-		return moved, srcErr.Err
-	case errors.As(err, &dstErr):
-		return moved, dstErr.Err
+	srcErr, err := splitSpliceError(err)
+	if srcErr != nil {
+		b.err = srcErr
 	}
 	return moved, err
 }
@@ -428,10 +439,12 @@ type streamedBody struct {
 	chunks *sync.Pool
 
 	// pipes, when not nil, splice the body from the upstream's socket,
-	// which conns finds; want is then its Content-Length.
-	pipes *splice.Pipes
-	conns *upstream.Conns
-	want  int64
+	// which conns finds, to the client's when fasthttp's server writes the
+	// response (connWriter, see proxy); want is then its Content-Length.
+	pipes      *splice.Pipes
+	conns      *upstream.Conns
+	connWriter reflect.Type
+	want       int64
 }
 
 // WriteTo and SupportsBodyWriteTo make fasthttp move the body in chunkSize
@@ -444,15 +457,16 @@ func (b *streamedBody) WriteTo(w io.Writer) (int64, error) {
 
 func (b *streamedBody) writeTo(w io.Writer) (int64, error) {
 	client, ok := b.conn.(syscall.Conn)
-	if b.pipes == nil || !ok {
+	if b.pipes == nil || !ok || reflect.TypeOf(w) != b.connWriter {
 		return copyChunks(w, b, b.chunks)
 	}
-	// fasthttp has flushed the response head (ImmediateHeaderFlush) and
-	// holds nothing else to write, so the body may go to the client socket
-	// directly, provided none of it then goes through w. One read of
-	// chunkSize through the body stream empties the upstream connection's
-	// read buffer (upstream.Conns.Source): after it, the rest of the body
-	// is in the upstream socket.
+	// fasthttp's server is writing the response: it has flushed the head
+	// (ImmediateHeaderFlush) and holds nothing else, so the body may go to
+	// the client socket directly, as long as what went that way is
+	// finished before anything goes through w. One read of chunkSize
+	// through the body stream empties the upstream connection's read
+	// buffer (upstream.Conns.Source): after it, the rest of the body is in
+	// the upstream socket.
 	bp := b.chunks.Get().(*[]byte)
 	n, done, err := copyOnce(b.conn, b, *bp)
 	b.chunks.Put(bp)
@@ -471,22 +485,36 @@ func (b *streamedBody) writeTo(w io.Writer) (int64, error) {
 		}
 		return nil
 	}}
+	// fasthttp loses count of the body: its connection must not go back
+	// to the pool, whatever it concludes from the stream.
+	b.resp.Header.SetConnectionClose()
 	moved, err := b.pipes.Copy(dst, src, b.want-b.read)
 	b.read += moved
 	n += moved
-	var srcErr *splice.SourceError
-	var dstErr *splice.DestinationError
-	switch {
-	case errors.As(err, &srcErr):
-		b.err = srcErr.Err
-		return n, srcErr.Err
-	case errors.As(err, &dstErr):
-		return n, dstErr.Err
-	case errors.Is(err, splice.ErrUnsupported):
+	if errors.Is(err, splice.ErrUnsupported) {
 		rest, err := copyChunks(w, b, b.chunks)
 		return n + rest, err
 	}
+	srcErr, err := splitSpliceError(err)
+	if srcErr != nil {
+		b.err = srcErr
+	}
 	return n, err
+}
+
+// splitSpliceError unwraps an error of splice.Pipes.Copy: src is the
+// source side's failure, if that is what it was, and err the error itself
+// as its side reported it.
+func splitSpliceError(e error) (src, err error) {
+	var srcErr *splice.SourceError
+	var dstErr *splice.DestinationError
+	switch {
+	case errors.As(e, &srcErr):
+		return srcErr.Err, srcErr.Err
+	case errors.As(e, &dstErr):
+		return nil, dstErr.Err
+	}
+	return nil, e
 }
 
 func (b *streamedBody) SupportsBodyWriteTo() bool { return true }

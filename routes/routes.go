@@ -4,7 +4,10 @@
 package routes
 
 import (
+	"bufio"
+	"io"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -122,7 +125,7 @@ func Register(app *fiber.App, d Deps) {
 			p.uploadPipes = pipes
 		}
 		if d.UpstreamConns != nil && upstream.ReadBufferSize <= chunkSize {
-			p.downloadPipes, p.conns = pipes, d.UpstreamConns
+			p.downloadPipes, p.conns, p.connWriter = pipes, d.UpstreamConns, connBodyWriter()
 		}
 	}
 	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
@@ -138,10 +141,39 @@ func Register(app *fiber.App, d Deps) {
 	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
 }
 
-// largePipes is how many transfers at once are spliced through 1 MiB pipes
-// (splice.Pipes): 16 MiB of the kernel's 64 MiB per-user default, the
-// rest left to other processes of the same user.
+// largePipes is how many transfers at once, uploads and downloads alike,
+// are spliced through 1 MiB pipes (splice.Pipes): 16 MiB of the kernel's
+// 64 MiB per-user default, the rest left to other processes of the same
+// user. Transfers past it, such as those of slow clients that hold theirs
+// for long, get the default 64 KiB pipe.
 const largePipes = 16
+
+// connBodyWriter returns the type of writer fasthttp hands the body stream
+// of a response of known length when it writes the response to a
+// connection, found by writing one. (Response.WriteTo and String write
+// through the same type: they are never called on a proxied response.)
+func connBodyWriter() reflect.Type {
+	var probe writerProbe
+	var resp fasthttp.Response
+	resp.ImmediateHeaderFlush = true
+	resp.SetBodyStream(&probe, 1)
+	resp.Write(bufio.NewWriter(io.Discard))
+	return probe.seen
+}
+
+// writerProbe is a one-byte body stream that records the writer its
+// WriteTo is given.
+type writerProbe struct{ seen reflect.Type }
+
+func (p *writerProbe) Read([]byte) (int, error) { return 0, io.EOF }
+
+func (p *writerProbe) WriteTo(w io.Writer) (int64, error) {
+	p.seen = reflect.TypeOf(w)
+	n, err := w.Write([]byte{0})
+	return int64(n), err
+}
+
+func (p *writerProbe) SupportsBodyWriteTo() bool { return true }
 
 // readBufferSize is the size of fasthttp's read buffer for each client
 // connection, which its request body stream reads through.

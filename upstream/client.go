@@ -32,7 +32,8 @@ type Options struct {
 	// PoolTimeout is how long a request waits for a free connection when
 	// MaxConns are busy before failing with KindPoolExhausted.
 	PoolTimeout time.Duration
-	// Conns, if set, lists every open connection, for splicing downloads.
+	// Conns, if set, lists every open connection, for splicing downloads;
+	// not for an https upstream, whose sockets carry TLS records.
 	Conns *Conns
 }
 
@@ -67,7 +68,7 @@ func NewClient(o Options) *fasthttp.HostClient {
 				return nil, err
 			}
 			ic := newIdleTimeoutConn(c, o.Timeout)
-			if o.Conns != nil {
+			if o.Conns != nil && !tls { // a TLS socket's bytes are not the body
 				ic.conns = o.Conns
 				o.Conns.byLocal.Store(c.LocalAddr(), ic)
 			}

@@ -107,7 +107,8 @@ type writerOnly struct{ io.Writer }
 // not hand the connection out, only its local address
 // (fasthttp.Response.LocalAddr, the very net.Addr value the connection
 // returns): so each connection the client dials is listed under that
-// address while it is open.
+// address while it is open. The key is the *net.TCPAddr a TCP connection
+// returns every time, distinct for each open connection.
 type Conns struct {
 	byLocal sync.Map // net.Addr → *idleTimeoutConn
 }

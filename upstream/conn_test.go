@@ -2,12 +2,14 @@ package upstream
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,7 +74,7 @@ func TestIdleTimeoutConnReadFromCopies(t *testing.T) {
 	}
 }
 
-// TestConnsListOpenConnections checks that a response's local address
+// TestConnsListOpenConnections checks that each response's local address
 // finds the socket it arrived on while the connection is open, and nothing
 // once the pool has closed it: the list does not outgrow the pool.
 func TestConnsListOpenConnections(t *testing.T) {
@@ -80,7 +82,10 @@ func TestConnsListOpenConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(100 * time.Millisecond) // two requests at once: two connections
+		io.WriteString(w, "ok")
+	})}
 	go srv.Serve(ln)
 	defer srv.Close()
 
@@ -88,24 +93,49 @@ func TestConnsListOpenConnections(t *testing.T) {
 	u, _ := url.Parse("http://" + ln.Addr().String())
 	hc := NewClient(Options{URL: u, Timeout: time.Second, ConnectTimeout: time.Second,
 		IdleConnTimeout: time.Minute, MaxConns: 4, PoolTimeout: time.Second, Conns: conns})
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + ln.Addr().String() + "/")
-	if err := hc.Do(req, resp); err != nil {
-		t.Fatal(err)
+	var locals [2]net.Addr
+	var peers [2]string
+	errs := make(chan error, 2)
+	for i := range locals {
+		go func() {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://" + ln.Addr().String() + "/")
+			err := hc.Do(req, resp)
+			if err == nil {
+				io.Copy(io.Discard, resp.BodyStream())
+				resp.CloseBodyStream()
+				locals[i] = resp.LocalAddr()
+			}
+			errs <- err
+		}()
 	}
-	io.Copy(io.Discard, resp.BodyStream())
-	resp.CloseBodyStream()
-
-	side, ok := conns.Source(resp.LocalAddr())
-	if !ok || side.Conn == nil || side.Ready == nil {
-		t.Fatalf("Source(%v): got %v, %v; want the open connection", resp.LocalAddr(), side, ok)
+	for range locals {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, local := range locals {
+		side, ok := conns.Source(local)
+		if !ok || side.Ready == nil {
+			t.Fatalf("Source(%v): not found, or without a deadline hook", local)
+		}
+		// The socket found is the one whose local address this is.
+		side.Conn.Control(func(fd uintptr) {
+			sa, err := syscall.Getsockname(int(fd))
+			if err == nil {
+				peers[i] = fmt.Sprint(sa.(*syscall.SockaddrInet4).Port)
+			}
+		})
+		if want := fmt.Sprint(local.(*net.TCPAddr).Port); peers[i] != want {
+			t.Errorf("Source(%v) found the socket on port %s", local, peers[i])
+		}
+	}
+	if peers[0] == peers[1] {
+		t.Fatalf("both requests on one connection (%s): the test needs two", peers[0])
 	}
 	hc.CloseIdleConnections()
-	if _, ok := conns.Source(resp.LocalAddr()); ok {
-		t.Error("Source still finds a connection the pool has closed")
-	}
 	n := 0
 	conns.byLocal.Range(func(_, _ any) bool { n++; return true })
 	if n != 0 {
