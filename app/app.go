@@ -97,6 +97,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		UpstreamHost:   cfg.IngestURL.Host,
 		UpstreamTLS:    cfg.IngestURL.Scheme == "https",
 		UpstreamConns:  conns,
+		NoSplice:       !cfg.Splice,
 		Health:         a.healthProblem,
 		Logger:         log,
 

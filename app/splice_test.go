@@ -231,6 +231,29 @@ func blobSum(t *testing.T, n int64) string {
 // costing its upstream connection (fasthttp has lost count of the body),
 // where a smaller one returns it to the pool.
 func TestLargeDownloadsAreSpliced(t *testing.T) {
+	up, opened := countingMock(t)
+	g := startGateway(t, up, nil)
+	downloadOnOneConnection(t, g, 3<<20, 16<<20+64<<10+1, 20<<20+1, 24<<20)
+	// The 3 MiB download's connection serves the first spliced one and is
+	// closed after it; the two later ones open one each.
+	if got := opened.Load(); got != 3 {
+		t.Errorf("upstream connections opened: got %d, want 3 (one per spliced download)", got)
+	}
+	var logged bool
+	for _, l := range g.logs.lines(t) {
+		if l["path"] == "/api/v1/ingest/blob" && l["bytes_out"] == float64(24<<20) && l["event"] == "Request completed" {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no completed access line with bytes_out %d", 24<<20)
+	}
+}
+
+// countingMock starts the mock ingest service and counts the connections
+// made to it.
+func countingMock(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
 	var opened atomic.Int32
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -243,12 +266,17 @@ func TestLargeDownloadsAreSpliced(t *testing.T) {
 	}}
 	go up.Serve(ln)
 	t.Cleanup(func() { up.Close() })
-	g := startGateway(t, "http://"+ln.Addr().String(), nil)
+	return "http://" + ln.Addr().String(), &opened
+}
 
+// downloadOnOneConnection downloads the mock's /blob of each size in turn
+// on one client connection, checking every byte and that the connection
+// stays open.
+func downloadOnOneConnection(t *testing.T, g *gateway, sizes ...int64) {
+	t.Helper()
 	c := dial(t, g.addr)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
-	sizes := []int64{3 << 20, 16<<20 + 64<<10 + 1, 20<<20 + 1, 24 << 20}
 	for _, size := range sizes {
 		fmt.Fprintf(c, "GET /api/v1/ingest/blob?size=%d HTTP/1.1\r\nHost: x\r\n\r\n", size)
 		resp, err := http.ReadResponse(br, nil)
@@ -268,19 +296,25 @@ func TestLargeDownloadsAreSpliced(t *testing.T) {
 			t.Fatalf("%d bytes: the client connection was closed", size)
 		}
 	}
-	// The 3 MiB download's connection serves the first spliced one and is
-	// closed after it; the two later ones open one each.
-	if got := opened.Load(); got != 3 {
-		t.Errorf("upstream connections opened: got %d, want 3 (one per spliced download)", got)
+}
+
+// TestSpliceOff checks GATEWAY_SPLICE=false: large bodies are copied, so
+// the upstream connection serves download after download and a large
+// upload keeps its client connection.
+func TestSpliceOff(t *testing.T) {
+	up, opened := countingMock(t)
+	g := startGateway(t, up, func(c *config.Config) { c.Splice = false })
+	downloadOnOneConnection(t, g, 20<<20, 24<<20)
+	if got := opened.Load(); got != 1 {
+		t.Errorf("upstream connections opened: got %d, want 1 (copied downloads keep it)", got)
 	}
-	var logged bool
-	for _, l := range g.logs.lines(t) {
-		if l["path"] == "/api/v1/ingest/blob" && l["bytes_out"] == float64(24<<20) && l["event"] == "Request completed" {
-			logged = true
-		}
+	body := make([]byte, 8<<20)
+	resp, got := upload(t, g.addr, body)
+	if resp.StatusCode != 200 || !strings.Contains(got, `"bytes":8388608`) {
+		t.Fatalf("upload: got %d %s", resp.StatusCode, got)
 	}
-	if !logged {
-		t.Errorf("no completed access line with bytes_out %d", 24<<20)
+	if resp.Close {
+		t.Error("a copied upload closed its client connection")
 	}
 }
 

@@ -127,6 +127,13 @@ type Config struct {
 	// refuses new ones with 503. GATEWAY_MAX_CLIENT_CONNECTIONS, default 4096.
 	MaxClientConns int
 
+	// Splice moves large uploads and downloads socket to socket inside the
+	// kernel (splice(2)) rather than through the gateway's memory, where
+	// the system allows it. Off, every body is copied: for a host where
+	// the ingest service shares the machine and its caches, on which the
+	// copy can be the cheaper whole. GATEWAY_SPLICE, default true.
+	Splice bool
+
 	// AdminPort serves /metrics and /debug/pprof/ on Host, apart from the
 	// public port so neither is ever exposed through the load balancer.
 	// GATEWAY_ADMIN_PORT, default 9090; 0 picks a free port.
@@ -160,6 +167,7 @@ func Default() Config {
 		ClientIdleTimeout:       75 * time.Second,
 		MaxInFlight:             512,
 		MaxClientConns:          4096,
+		Splice:                  true,
 		AdminPort:               9090,
 		Host:                    "0.0.0.0",
 		Port:                    8080,
@@ -226,6 +234,7 @@ func Load(environ []string) (Config, error) {
 	p.seconds("GATEWAY_CLIENT_IDLE_TIMEOUT", &c.ClientIdleTimeout)
 	p.integer("GATEWAY_MAX_IN_FLIGHT", &c.MaxInFlight, 1, 1<<20)
 	p.integer("GATEWAY_MAX_CLIENT_CONNECTIONS", &c.MaxClientConns, 1, 1<<20)
+	p.boolean("GATEWAY_SPLICE", &c.Splice)
 	p.str("HOST", &c.Host, host)
 	p.integer("PORT", &c.Port, 0, 65535)
 	p.integer("GATEWAY_ADMIN_PORT", &c.AdminPort, 0, 65535)
@@ -279,6 +288,23 @@ func (p *parser) integer(name string, dst *int, lo, hi int) {
 		return
 	}
 	*dst = n
+}
+
+// boolean accepts what pydantic does for a bool: true/false, 1/0, yes/no,
+// on/off, in any case.
+func (p *parser) boolean(name string, dst *bool) {
+	v, ok := p.env[name]
+	if !ok {
+		return
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "1", "yes", "on", "t", "y":
+		*dst = true
+	case "false", "0", "no", "off", "f", "n":
+		*dst = false
+	default:
+		p.fail(name, "must be true or false", v)
+	}
 }
 
 // seconds accepts a positive number of seconds; decimals are allowed so

@@ -126,6 +126,21 @@ func TestLoadParsesEachVariable(t *testing.T) {
 			edit:    func(c *config.Config) { c.ProjectName = "Atenex Gateway" },
 		},
 		{
+			name:    "splice off",
+			environ: []string{"GATEWAY_SPLICE=false"},
+			edit:    func(c *config.Config) { c.Splice = false },
+		},
+		{
+			name:    "splice off, pydantic spelling",
+			environ: []string{"gateway_splice= Off "},
+			edit:    func(c *config.Config) { c.Splice = false },
+		},
+		{
+			name:    "splice on",
+			environ: []string{"GATEWAY_SPLICE=1"},
+			edit:    func(c *config.Config) {},
+		},
+		{
 			name:    "api prefix",
 			environ: []string{"GATEWAY_API_V1_STR=/api/v2"},
 			edit:    func(c *config.Config) { c.APIPrefix = "/api/v2" },
@@ -527,6 +542,8 @@ type invalid struct {
 func invalidValues() []invalid {
 	tests := []invalid{
 		{name: "project name empty", key: "GATEWAY_PROJECT_NAME", value: ""},
+		{name: "splice not a bool", key: "GATEWAY_SPLICE", value: "sometimes"},
+		{name: "splice empty", key: "GATEWAY_SPLICE", value: ""},
 		{name: "project name blank", key: "GATEWAY_PROJECT_NAME", value: "   "},
 
 		{name: "api prefix without leading slash", key: "GATEWAY_API_V1_STR", value: "api/v1"},

@@ -51,6 +51,8 @@ type Deps struct {
 	// UpstreamConns finds the upstream connection a response arrived on,
 	// to splice large downloads; nil: downloads are copied.
 	UpstreamConns *upstream.Conns
+	// NoSplice copies every body, even where splice(2) would work.
+	NoSplice bool
 	// Health reports whether the gateway can serve: "" when it can, or why
 	// not. /health answers 503 with that reason otherwise.
 	Health func() string
@@ -117,7 +119,7 @@ func Register(app *fiber.App, d Deps) {
 		metrics:      d.Metrics,
 		chunks:       newChunkPool(),
 	}
-	if splice.Supported && !d.UpstreamTLS {
+	if splice.Supported && !d.UpstreamTLS && !d.NoSplice {
 		pipes := splice.NewPipes(largePipes)
 		// Each direction needs one read of chunkSize to empty fasthttp's
 		// read buffer for the socket it splices from.
