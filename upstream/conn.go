@@ -122,8 +122,8 @@ type Conns struct {
 // because a bufio.Reader read returns all it holds or, holding nothing,
 // reads the socket straight into the caller's slice. What is taken from
 // the socket directly is lost to fasthttp's count of the body, so the
-// connection is not reused after it (fasthttp closes a connection whose
-// body stream was not read to its end).
+// caller must also mark the response Connection: close, for fasthttp to
+// close the connection rather than pool it.
 func (cs *Conns) Source(local net.Addr) (splice.Side, bool) {
 	v, ok := cs.byLocal.Load(local)
 	if !ok {
