@@ -30,6 +30,30 @@ type cpuUse struct {
 	others float64 // every other process on the machine, plus steal
 }
 
+// proxyCost is the proxy's CPU time per unit of work: µs per request for
+// wrk tests, ms per MB for transfers. Unlike throughput, it does not
+// depend on what the client and the mock, sharing the machine, cost; it is
+// what a proxy with a machine of its own would pay. False for direct, or
+// with no work done.
+func (r *result) proxyCost() (float64, bool) {
+	if r.cpu.proxy < 0 || r.value <= 0 {
+		return 0, false
+	}
+	perUnit := r.cpu.proxy / 100 / r.value // CPU seconds per request or per MB
+	if isWrkTest(r.test) {
+		return perUnit * 1e6, true
+	}
+	return perUnit * 1e3, true
+}
+
+// proxyCostCell formats a proxyCost with its unit.
+func proxyCostCell(test string, cost float64) string {
+	if isWrkTest(test) {
+		return fmt.Sprintf("%.1f µs/req", cost)
+	}
+	return fmt.Sprintf("%.2f ms/MB", cost)
+}
+
 // addError counts err and keeps its message if there is room.
 func (r *result) addError(err error) {
 	r.errors++
@@ -192,8 +216,9 @@ func (rep *report) markdown() string {
 	}
 
 	p("\n### CPU use\n\nMedian CPU time over wall time, in %% of one core (the machine has %d, so %d%% is all of it): who was busy. ", m.nproc, 100*m.nproc)
-	p("The client is wrk or the kit's transfer clients; \"others\" is CPU time of every other process on the machine (plus steal): load that the kit does not control, and noise in the figures.\n\n")
-	p("| test | target | client | proxy | mock | others |\n|---|---|---:|---:|---:|---:|\n")
+	p("The client is wrk or the kit's transfer clients; \"others\" is CPU time of every other process on the machine (plus steal): load that the kit does not control, and noise in the figures. ")
+	p("\"proxy per unit\" is the proxy's CPU time per request or per MB (median over the rounds): what it would cost with a machine of its own, whatever the client and the mock cost here.\n\n")
+	p("| test | target | client | proxy | mock | others | proxy per unit |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for _, test := range o.tests {
 		for _, target := range o.targets {
 			rs := rep.series(test, target)
@@ -201,11 +226,20 @@ func (rep *report) markdown() string {
 				continue
 			}
 			c := medianResult(rs).cpu
-			proxy := "—"
+			proxy, perUnit := "—", "—"
 			if c.proxy >= 0 {
 				proxy = fmt.Sprintf("%.0f%%", c.proxy)
 			}
-			p("| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% |\n", test, target, c.client, proxy, c.mock, c.others)
+			var costs []float64
+			for _, r := range rs {
+				if cost, ok := r.proxyCost(); ok {
+					costs = append(costs, cost)
+				}
+			}
+			if len(costs) > 0 {
+				perUnit = proxyCostCell(test, median(costs))
+			}
+			p("| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %s |\n", test, target, c.client, proxy, c.mock, c.others, perUnit)
 		}
 	}
 

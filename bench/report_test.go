@@ -90,6 +90,31 @@ func TestFailuresCountErrorsAndProblems(t *testing.T) {
 	}
 }
 
+// TestProxyCost checks the CPU table's per-unit column: the proxy's CPU
+// per request for wrk tests, per MB for transfers, median over rounds,
+// and none for direct.
+func TestProxyCost(t *testing.T) {
+	rep := &report{opts: options{rounds: 3, tests: []string{testGet, testUpload}, targets: []string{targetDirect, targetGateway}}}
+	for round, v := range []float64{10000, 20000, 12500} {
+		// 50% of a core at 10,000 req/s is 50 µs a request.
+		rep.results = append(rep.results,
+			result{round: round + 1, target: targetGateway, test: testGet, value: v, cpu: cpuUse{proxy: 50}},
+			result{round: round + 1, target: targetDirect, test: testGet, value: 2 * v, cpu: cpuUse{proxy: -1}},
+			// 25% of a core at 500 MB/s is 0.5 ms a MB.
+			result{round: round + 1, target: targetGateway, test: testUpload, value: 500, cpu: cpuUse{proxy: 25}})
+	}
+	md := rep.markdown()
+	for _, want := range []string{
+		"| get | gateway | 0% | 50% | 0% | 0% | 40.0 µs/req |", // the median of 50, 25 and 40
+		"| get | direct | 0% | — | 0% | 0% | — |",
+		"| upload | gateway | 0% | 25% | 0% | 0% | 0.50 ms/MB |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
 // errString is an error with a fixed message.
 type errString string
 
