@@ -54,7 +54,10 @@ func New(cfg config.Config, log *slog.Logger) *App {
 	registry := prometheus.NewRegistry()
 	m := metrics.New(registry)
 	a.admin = &http.Server{Handler: adminMux(registry), ReadHeaderTimeout: 10 * time.Second}
-	conns := &upstream.Conns{}
+	var conns *upstream.Conns // only listed for splicing downloads
+	if cfg.Splice {
+		conns = &upstream.Conns{}
+	}
 	a.upstream = upstream.NewClient(upstream.Options{
 		URL:             cfg.IngestURL,
 		Timeout:         cfg.UpstreamTimeout,

@@ -32,9 +32,9 @@ type cpuUse struct {
 
 // proxyCost is the proxy's CPU time per unit of work: µs per request for
 // wrk tests, ms per MB for transfers. Unlike throughput, it does not
-// depend on what the client and the mock, sharing the machine, cost; it is
-// what a proxy with a machine of its own would pay. False for direct, or
-// with no work done.
+// depend on what the client and the mock, sharing the machine, cost: it
+// estimates what a proxy with a machine of its own would pay. False for
+// direct, or with no work done.
 func (r *result) proxyCost() (float64, bool) {
 	if r.cpu.proxy < 0 || r.value <= 0 {
 		return 0, false
@@ -217,7 +217,7 @@ func (rep *report) markdown() string {
 
 	p("\n### CPU use\n\nMedian CPU time over wall time, in %% of one core (the machine has %d, so %d%% is all of it): who was busy. ", m.nproc, 100*m.nproc)
 	p("The client is wrk or the kit's transfer clients; \"others\" is CPU time of every other process on the machine (plus steal): load that the kit does not control, and noise in the figures. ")
-	p("\"proxy per unit\" is the proxy's CPU time per request or per MB (median over the rounds): what it would cost with a machine of its own, whatever the client and the mock cost here.\n\n")
+	p("\"proxy per unit\" is the proxy's CPU time per request or per MB (median over the rounds): an estimate of what it would cost with a machine of its own, whatever the client and the mock cost here.\n\n")
 	p("| test | target | client | proxy | mock | others | proxy per unit |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for _, test := range o.tests {
 		for _, target := range o.targets {

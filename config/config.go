@@ -291,7 +291,7 @@ func (p *parser) integer(name string, dst *int, lo, hi int) {
 }
 
 // boolean accepts what pydantic does for a bool: true/false, 1/0, yes/no,
-// on/off, in any case.
+// on/off, t/f, y/n, in any case.
 func (p *parser) boolean(name string, dst *bool) {
 	v, ok := p.env[name]
 	if !ok {

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,27 +13,20 @@ import (
 )
 
 // fields lists every field of c by name, with IngestURL as its string, so
-// two configs can be compared field by field with readable failures.
+// two configs can be compared field by field with readable failures. It
+// reads the struct, so a new field is compared without being added here.
 func fields(c config.Config) map[string]any {
+	m := map[string]any{}
+	v := reflect.ValueOf(c)
+	for i := range v.NumField() {
+		m[v.Type().Field(i).Name] = v.Field(i).Interface()
+	}
 	ingest := "<nil>"
 	if c.IngestURL != nil {
 		ingest = c.IngestURL.String()
 	}
-	return map[string]any{
-		"ProjectName":             c.ProjectName,
-		"APIPrefix":               c.APIPrefix,
-		"IngestURL":               ingest,
-		"LogLevel":                c.LogLevel,
-		"UpstreamTimeout":         c.UpstreamTimeout,
-		"UpstreamConnectTimeout":  c.UpstreamConnectTimeout,
-		"UpstreamMaxConns":        c.UpstreamMaxConns,
-		"UpstreamMaxIdleConns":    c.UpstreamMaxIdleConns,
-		"UpstreamIdleConnTimeout": c.UpstreamIdleConnTimeout,
-		"FrontendURL":             c.FrontendURL,
-		"ShutdownTimeout":         c.ShutdownTimeout,
-		"Host":                    c.Host,
-		"Port":                    c.Port,
-	}
+	m["IngestURL"] = ingest
+	return m
 }
 
 // checkConfig reports every field of got that differs from want.
@@ -66,6 +60,17 @@ func TestDefault(t *testing.T) {
 		"UpstreamIdleConnTimeout": 4 * time.Second,
 		"FrontendURL":             "",
 		"ShutdownTimeout":         30 * time.Second,
+		"ShutdownDelay":           time.Duration(0),
+		"UpstreamPoolTimeout":     5 * time.Second,
+		"MaxHeaderBytes":          int64(16 << 10),
+		"MaxBodySize":             int64(1 << 30),
+		"ClientHeaderTimeout":     10 * time.Second,
+		"ClientBodyIdleTimeout":   60 * time.Second,
+		"ClientIdleTimeout":       75 * time.Second,
+		"MaxInFlight":             512,
+		"MaxClientConns":          4096,
+		"Splice":                  true,
+		"AdminPort":               9090,
 		"Host":                    "0.0.0.0",
 		"Port":                    8080,
 	}

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -89,7 +88,7 @@ func (c *idleTimeoutConn) ReadFrom(r io.Reader) (int64, error) {
 				if raw, err := sc.SyscallConn(); err == nil {
 					n, err := s.SpliceTo(splice.Side{Conn: raw, Ready: c.extendWrite}, lr.N)
 					lr.N -= n
-					if n > 0 || !errors.Is(err, splice.ErrUnsupported) {
+					if n > 0 || err != splice.ErrUnsupported {
 						return n, err
 					}
 				}
