@@ -41,20 +41,14 @@ type proxy struct {
 	maxBody     int64         // 0: no limit
 	clientIdle  time.Duration // longest a client body or download may stall
 	upstreamTLS bool
-	// uploadPipes and downloadPipes splice large bodies; nil where that
-	// cannot work: an https upstream, no splice(2), no conns, or a fasthttp
-	// read buffer too large to empty with one chunk-sized read.
-	uploadPipes, downloadPipes *splice.Pipes
-	// conns finds the upstream socket of a download to splice.
-	conns *upstream.Conns
-	// connWriter is the type of writer fasthttp's server hands the body
-	// stream of a response of known length (connBodyWriter). A download
-	// is spliced only into that one: any other caller of the stream's
-	// WriteTo (Response.Body, as Fiber's ETag uses it, or compression)
-	// gets it copied into its writer.
-	connWriter reflect.Type
-	log        *slog.Logger
-	metrics    *metrics.Metrics
+	// uploadPipes and downloads splice large bodies; nil where that cannot
+	// work: an https upstream, no splice(2), splicing turned off, no conns,
+	// or a fasthttp read buffer too large to empty with one chunk-sized
+	// read.
+	uploadPipes *splice.Pipes
+	downloads   *downloadSplice
+	log         *slog.Logger
+	metrics     *metrics.Metrics
 	// chunks are the buffers bodies are moved with, chunkSize long.
 	chunks *sync.Pool
 }
@@ -227,7 +221,7 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 	out.ImmediateHeaderFlush = true
 	body := &streamedBody{resp: resp, r: resp.BodyStream(), conn: c.Context().Conn(), idle: p.clientIdle, chunks: p.chunks}
 	if n >= spliceDownloadMinimum {
-		body.want, body.pipes, body.conns, body.connWriter = int64(n), p.downloadPipes, p.conns, p.connWriter
+		body.want, body.splice = int64(n), p.downloads
 	}
 	out.SetBodyStream(body, n)
 	return nil
@@ -438,13 +432,23 @@ type streamedBody struct {
 
 	chunks *sync.Pool
 
-	// pipes, when not nil, splice the body from the upstream's socket,
-	// which conns finds, to the client's when fasthttp's server writes the
-	// response (connWriter, see proxy); want is then its Content-Length.
-	pipes      *splice.Pipes
-	conns      *upstream.Conns
+	// splice, when not nil, moves the body from the upstream's socket to
+	// the client's; want is then its Content-Length.
+	splice *downloadSplice
+	want   int64
+}
+
+// downloadSplice is what splicing a download takes.
+type downloadSplice struct {
+	pipes *splice.Pipes
+	// conns finds the upstream socket a response arrived on.
+	conns *upstream.Conns
+	// connWriter is the type of writer fasthttp's server hands the body
+	// stream of a response of known length (connBodyWriter). A download
+	// is spliced only into that one: any other caller of the stream's
+	// WriteTo (Response.Body, as Fiber's ETag uses it, or compression)
+	// gets it copied into its writer.
 	connWriter reflect.Type
-	want       int64
 }
 
 // WriteTo and SupportsBodyWriteTo make fasthttp move the body in chunkSize
@@ -457,7 +461,7 @@ func (b *streamedBody) WriteTo(w io.Writer) (int64, error) {
 
 func (b *streamedBody) writeTo(w io.Writer) (int64, error) {
 	client, ok := b.conn.(syscall.Conn)
-	if b.pipes == nil || !ok || reflect.TypeOf(w) != b.connWriter {
+	if b.splice == nil || !ok || reflect.TypeOf(w) != b.splice.connWriter {
 		return copyChunks(w, b, b.chunks)
 	}
 	// fasthttp's server is writing the response: it has flushed the head
@@ -473,7 +477,7 @@ func (b *streamedBody) writeTo(w io.Writer) (int64, error) {
 	if done || err != nil {
 		return n, err
 	}
-	src, ok := b.conns.Source(b.resp.LocalAddr())
+	src, ok := b.splice.conns.Source(b.resp.LocalAddr())
 	raw, rerr := client.SyscallConn()
 	if !ok || rerr != nil {
 		rest, err := copyChunks(w, b, b.chunks)
@@ -488,7 +492,7 @@ func (b *streamedBody) writeTo(w io.Writer) (int64, error) {
 	// fasthttp loses count of the body: its connection must not go back
 	// to the pool, whatever it concludes from the stream.
 	b.resp.Header.SetConnectionClose()
-	moved, err := b.pipes.Copy(dst, src, b.want-b.read)
+	moved, err := b.splice.pipes.Copy(dst, src, b.want-b.read)
 	b.read += moved
 	n += moved
 	if err == splice.ErrUnsupported {

@@ -127,7 +127,7 @@ func Register(app *fiber.App, d Deps) {
 			p.uploadPipes = pipes
 		}
 		if d.UpstreamConns != nil && upstream.ReadBufferSize <= chunkSize {
-			p.downloadPipes, p.conns, p.connWriter = pipes, d.UpstreamConns, connBodyWriter()
+			p.downloads = &downloadSplice{pipes: pipes, conns: d.UpstreamConns, connWriter: connBodyWriter()}
 		}
 	}
 	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
