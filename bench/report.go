@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,6 +142,20 @@ func (rep *report) find(test, target string, round int) (result, bool) {
 	return result{}, false
 }
 
+// measured yields, in the report's order of tests and targets, each pair's
+// results over the rounds (series), skipping pairs with none.
+func (rep *report) measured() iter.Seq2[string, []result] {
+	return func(yield func(string, []result) bool) {
+		for _, test := range rep.opts.tests {
+			for _, target := range rep.opts.targets {
+				if rs := rep.series(test, target); len(rs) > 0 && !yield(test, rs) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // series returns the results of test against target, in round order.
 func (rep *report) series(test, target string) []result {
 	var rs []result
@@ -196,51 +211,39 @@ func (rep *report) markdown() string {
 	p("Peak RSS is the proxy's VmHWM during the test (nginx: master + workers). Errors are summed over rounds.\n\n")
 	p("| test | target | throughput | p99 | peak RSS | errors | vs direct | vs nginx |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|\n")
-	for _, test := range o.tests {
-		for _, target := range o.targets {
-			rs := rep.series(test, target)
-			if len(rs) == 0 {
-				continue
-			}
-			mr := medianResult(rs)
-			p99, rss := "—", "—"
-			if isWrkTest(test) {
-				p99 = ms(mr.p99)
-			}
-			if mr.peakRSS > 0 {
-				rss = fmt.Sprintf("%.1f MiB", mib(mr.peakRSS))
-			}
-			p("| %s | %s | %s | %s | %s | %d | %s | %s |\n", test, target, mr.throughput(), p99, rss, mr.errors,
-				rep.ratioCell(test, target, targetDirect), rep.ratioCell(test, target, targetNginx))
+	for test, rs := range rep.measured() {
+		target, mr := rs[0].target, medianResult(rs)
+		p99, rss := "—", "—"
+		if isWrkTest(test) {
+			p99 = ms(mr.p99)
 		}
+		if mr.peakRSS > 0 {
+			rss = fmt.Sprintf("%.1f MiB", mib(mr.peakRSS))
+		}
+		p("| %s | %s | %s | %s | %s | %d | %s | %s |\n", test, target, mr.throughput(), p99, rss, mr.errors,
+			rep.ratioCell(test, target, targetDirect), rep.ratioCell(test, target, targetNginx))
 	}
 
 	p("\n### CPU use\n\nMedian CPU time over wall time, in %% of one core (the machine has %d, so %d%% is all of it): who was busy. ", m.nproc, 100*m.nproc)
 	p("The client is wrk or the kit's transfer clients; \"others\" is CPU time of every other process on the machine (plus steal): load that the kit does not control, and noise in the figures. ")
 	p("\"proxy per unit\" is the proxy's CPU time per request or per MB (median over the rounds): an estimate of what it would cost with a machine of its own, whatever the client and the mock cost here.\n\n")
 	p("| test | target | client | proxy | mock | others | proxy per unit |\n|---|---|---:|---:|---:|---:|---:|\n")
-	for _, test := range o.tests {
-		for _, target := range o.targets {
-			rs := rep.series(test, target)
-			if len(rs) == 0 {
-				continue
-			}
-			c := medianResult(rs).cpu
-			proxy, perUnit := "—", "—"
-			if c.proxy >= 0 {
-				proxy = fmt.Sprintf("%.0f%%", c.proxy)
-			}
-			var costs []float64
-			for _, r := range rs {
-				if cost, ok := r.proxyCost(); ok {
-					costs = append(costs, cost)
-				}
-			}
-			if len(costs) > 0 {
-				perUnit = proxyCostCell(test, median(costs))
-			}
-			p("| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %s |\n", test, target, c.client, proxy, c.mock, c.others, perUnit)
+	for test, rs := range rep.measured() {
+		c := medianResult(rs).cpu
+		proxy, perUnit := "—", "—"
+		if c.proxy >= 0 {
+			proxy = fmt.Sprintf("%.0f%%", c.proxy)
 		}
+		var costs []float64
+		for _, r := range rs {
+			if cost, ok := r.proxyCost(); ok {
+				costs = append(costs, cost)
+			}
+		}
+		if len(costs) > 0 {
+			perUnit = proxyCostCell(test, median(costs))
+		}
+		p("| %s | %s | %.0f%% | %s | %.0f%% | %.0f%% | %s |\n", test, rs[0].target, c.client, proxy, c.mock, c.others, perUnit)
 	}
 
 	p("\n### Start-up\n\nTime from exec to the first 200 (gateway: `/health`; nginx: a proxied `/ping`), and resident memory once ready, before any load.\n\n")
@@ -274,32 +277,28 @@ func (rep *report) markdown() string {
 		p(" round %d |", round)
 	}
 	p("\n|---|---|%s\n", strings.Repeat("---|", o.rounds))
-	for _, test := range o.tests {
-		for _, target := range o.targets {
-			if len(rep.series(test, target)) == 0 {
+	for test, rs := range rep.measured() {
+		target := rs[0].target
+		p("| %s | %s |", test, target)
+		for round := 1; round <= o.rounds; round++ {
+			r, ok := rep.find(test, target, round)
+			if !ok {
+				p(" — |")
 				continue
 			}
-			p("| %s | %s |", test, target)
-			for round := 1; round <= o.rounds; round++ {
-				r, ok := rep.find(test, target, round)
-				if !ok {
-					p(" — |")
-					continue
-				}
-				p(" %s", r.throughput())
-				if isWrkTest(test) {
-					p(", %s / %s", ms(r.p50), ms(r.p99))
-				}
-				if r.peakRSS > 0 {
-					p(", %.1f MiB", mib(r.peakRSS))
-				}
-				if r.errors > 0 {
-					p(", **%d errors**", r.errors)
-				}
-				p(" |")
+			p(" %s", r.throughput())
+			if isWrkTest(test) {
+				p(", %s / %s", ms(r.p50), ms(r.p99))
 			}
-			p("\n")
+			if r.peakRSS > 0 {
+				p(", %.1f MiB", mib(r.peakRSS))
+			}
+			if r.errors > 0 {
+				p(", **%d errors**", r.errors)
+			}
+			p(" |")
 		}
+		p("\n")
 	}
 
 	var errs []string
