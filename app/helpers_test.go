@@ -292,6 +292,24 @@ func (b *syncBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
+// waitLine waits up to within for a log line that match accepts and
+// returns it; the test fails if none comes.
+func (b *syncBuffer) waitLine(t *testing.T, within time.Duration, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		for _, l := range b.lines(t) {
+			if match(l) {
+				return l
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no such log line")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // isBrokenBody reports whether err is how a client sees a response cut
 // short: a body that ends before its length, or a chunked one without its
 // last chunk.

@@ -160,19 +160,9 @@ func TestAccessLogAndTraceContext(t *testing.T) {
 		}
 	}
 
-	var line map[string]any
-	deadline := time.Now().Add(2 * time.Second)
-	for line == nil && time.Now().Before(deadline) {
-		for _, l := range g.logs.lines(t) {
-			if l["event"] == "Request completed" && l["request_id"] == "log-me" {
-				line = l
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if line == nil {
-		t.Fatal("no access-log line for the request")
-	}
+	line := g.logs.waitLine(t, 2*time.Second, func(l map[string]any) bool {
+		return l["event"] == "Request completed" && l["request_id"] == "log-me"
+	})
 	for key, want := range map[string]any{
 		"method": "POST", "path": "/api/v1/ingest/echo", "status_code": float64(200),
 		"client_ip": "127.0.0.1", "company_id": "company-7", "bytes_in": float64(1234),

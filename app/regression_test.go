@@ -122,23 +122,15 @@ func TestClientAbortedDownloadIsLoggedAsBroken(t *testing.T) {
 	c.(*net.TCPConn).SetLinger(0)
 	c.Close()
 
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, l := range g.logs.lines(t) {
-			if l["request_id"] != "walks-away" || l["logger"] != "gateway.access" {
-				continue
-			}
-			if l["event"] != "Response body broken off" || l["broken_by"] != "client" || l["level"] != "error" {
-				t.Fatalf("log line: got %v, want an error-level broken-off line blaming the client", l)
-			}
-			if out, _ := l["bytes_out"].(float64); out >= 1<<30 {
-				t.Errorf("bytes_out: got %v, want what was sent before the client left", out)
-			}
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	l := g.logs.waitLine(t, 10*time.Second, func(l map[string]any) bool {
+		return l["request_id"] == "walks-away" && l["logger"] == "gateway.access"
+	})
+	if l["event"] != "Response body broken off" || l["broken_by"] != "client" || l["level"] != "error" {
+		t.Fatalf("log line: got %v, want an error-level broken-off line blaming the client", l)
 	}
-	t.Fatal("no log line for the abandoned download")
+	if out, _ := l["bytes_out"].(float64); out >= 1<<30 {
+		t.Errorf("bytes_out: got %v, want what was sent before the client left", out)
+	}
 }
 
 // TestStreamedDownloadHoldsItsInFlightSlot: the in-flight limit covers a

@@ -374,22 +374,12 @@ func TestSplicedDownloadFailures(t *testing.T) {
 			if took := time.Since(start); took > 3*time.Second {
 				t.Errorf("broke off after %v", took)
 			}
-			deadline := time.Now().Add(2 * time.Second)
-			for {
-				for _, l := range g.logs.lines(t) {
-					if l["logger"] != "gateway.access" || l["path"] != "/api/v1/ingest/blob" {
-						continue
-					}
-					errText, _ := l["error"].(string)
-					if l["broken_by"] != "upstream" || !strings.Contains(errText, tt.wantErr) {
-						t.Fatalf("access line: got %v, want broken_by upstream with %q", l, tt.wantErr)
-					}
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no access line for the broken download")
-				}
-				time.Sleep(20 * time.Millisecond)
+			l := g.logs.waitLine(t, 2*time.Second, func(l map[string]any) bool {
+				return l["logger"] == "gateway.access" && l["path"] == "/api/v1/ingest/blob"
+			})
+			errText, _ := l["error"].(string)
+			if l["broken_by"] != "upstream" || !strings.Contains(errText, tt.wantErr) {
+				t.Fatalf("access line: got %v, want broken_by upstream with %q", l, tt.wantErr)
 			}
 		})
 	}
