@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"hash"
 	"io"
 	"mime"
 	"net/http"
@@ -58,6 +59,7 @@ type mock struct {
 	missingFile  []byte
 	unsupported  []byte
 	parseError   []byte
+	badChecksum  []byte
 	headersBody  []byte
 	gzipBody     []byte
 	gzipBodySize string
@@ -75,7 +77,7 @@ type mock struct {
 //	POST     /api/v1/upload          multipart upload, like the real service (202, 415, 422, 400)
 //	GET      /api/v1/ping            {"status":"ok"}
 //	any      /api/v1/echo[/...]      JSON description of the request as it arrived
-//	POST|PUT /api/v1/sink            {"bytes":n,"sha256":"..."} of the body
+//	POST|PUT /api/v1/sink            {"bytes":n,"sha256":"..."} of the body (or "crc32c", see ChecksumCRC32C)
 //	GET      /api/v1/blob?size=N     N bytes of Pattern(N); options chunked, delay_ms, die_after, stall_after+stall_ms
 //	GET      /api/v1/headers         Set-Cookie twice, X-Upstream and hop-by-hop headers
 //	GET      /api/v1/gzip            pre-compressed {"compressed":true}
@@ -104,6 +106,7 @@ func New(prefix string) http.Handler {
 		missingFile: []byte(`{"detail":[{"type":"missing","loc":["body","file"],"msg":"Field required","input":null}]}`),
 		// Starlette's answer when the multipart body cannot be parsed.
 		parseError:  detailJSON("There was an error parsing the body"),
+		badChecksum: detailJSON("checksum: want " + ChecksumSHA256 + " (the default) or " + ChecksumCRC32C),
 		headersBody: []byte(`{}`),
 		gzipBody:    gzipped([]byte(`{"compressed":true}`)),
 	}
@@ -177,7 +180,7 @@ type uploadReply struct {
 	Message    string `json:"message"`
 	FileName   string `json:"file_name"`
 	FileSize   int64  `json:"file_size"`
-	SHA256     string `json:"sha256"`
+	sums              // Of the file, as the checksum query parameter asks.
 	CompanyID  string `json:"company_id"`
 }
 
@@ -188,6 +191,12 @@ type uploadReply struct {
 // "file" the last one wins. An empty body is an empty form (422); a body
 // that is not valid multipart (no boundary line, truncated part) is 400.
 func (m *mock) upload(w http.ResponseWriter, r *http.Request) {
+	h, checksum, ok := requestedDigest(r)
+	if !ok {
+		drain(r.Body)
+		writeJSON(w, http.StatusBadRequest, m.badChecksum)
+		return
+	}
 	// The multipart reader reads at most 4 KiB at a time; a bigger buffer
 	// underneath saves syscalls and per-read overhead.
 	body := &countingBody{ReadCloser: r.Body}
@@ -226,12 +235,13 @@ func (m *mock) upload(w http.ResponseWriter, r *http.Request) {
 		if params["name"] != "file" || !isFile {
 			_, err = io.CopyBuffer(io.Discard, part, buf) // Other fields, e.g. metadata_json.
 		} else {
-			h := sha256.New()
+			h.Reset()
 			var n int64
 			n, err = io.CopyBuffer(h, part, buf)
 			found = true
 			contentType = part.Header.Get("Content-Type")
-			reply.FileName, reply.FileSize, reply.SHA256 = fileName, n, hex.EncodeToString(h.Sum(nil))
+			reply.FileName, reply.FileSize = fileName, n
+			reply.set(checksum, h)
 		}
 		if err != nil {
 			drain(r.Body)
@@ -331,7 +341,8 @@ type echoReply struct {
 // echo answers a JSON description of the request, streaming its body
 // through sha256.
 func (m *mock) echo(w http.ResponseWriter, r *http.Request) {
-	n, sum, err := m.hashBody(r.Body)
+	h := sha256.New()
+	n, err := m.hashBody(h, r.Body)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, detailJSON("reading request body: "+err.Error()))
 		return
@@ -347,7 +358,7 @@ func (m *mock) echo(w http.ResponseWriter, r *http.Request) {
 		ContentLength:    r.ContentLength,
 		TransferEncoding: r.TransferEncoding,
 		BodyBytes:        n,
-		BodySHA256:       sum,
+		BodySHA256:       hex.EncodeToString(h.Sum(nil)),
 		Trailers:         r.Trailer,
 	}
 	// Empty collections rather than null, for non-Go clients.
@@ -363,28 +374,34 @@ func (m *mock) echo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, mustJSON(reply))
 }
 
-// sink consumes the body and answers its size and sha256.
+// sink consumes the body and answers its size and checksum.
 func (m *mock) sink(w http.ResponseWriter, r *http.Request) {
-	n, sum, err := m.hashBody(r.Body)
+	h, checksum, ok := requestedDigest(r)
+	if !ok {
+		drain(r.Body)
+		writeJSON(w, http.StatusBadRequest, m.badChecksum)
+		return
+	}
+	n, err := m.hashBody(h, r.Body)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, detailJSON("reading request body: "+err.Error()))
 		return
 	}
-	writeJSON(w, http.StatusOK, mustJSON(struct {
-		Bytes  int64  `json:"bytes"`
-		SHA256 string `json:"sha256"`
-	}{n, sum}))
+	reply := struct {
+		Bytes int64 `json:"bytes"`
+		sums
+	}{Bytes: n}
+	reply.set(checksum, h)
+	writeJSON(w, http.StatusOK, mustJSON(reply))
 }
 
-// hashBody streams body through sha256 and returns its length and hex digest.
-func (m *mock) hashBody(body io.Reader) (int64, string, error) {
-	h := sha256.New()
+// hashBody streams body through h and returns its length.
+func (m *mock) hashBody(h hash.Hash, body io.Reader) (int64, error) {
 	// Pooled: a fresh 64 KiB buffer per request would dominate the
 	// allocations of small requests in load tests.
 	buf := m.bufs.Get().(*[]byte)
 	defer m.bufs.Put(buf)
-	n, err := io.CopyBuffer(h, body, *buf)
-	return n, hex.EncodeToString(h.Sum(nil)), err
+	return io.CopyBuffer(h, body, *buf)
 }
 
 // ---- blob ----

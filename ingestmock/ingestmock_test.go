@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"mime/multipart"
 	"net"
@@ -381,6 +382,7 @@ type uploadReply struct {
 	FileName   string `json:"file_name"`
 	FileSize   int64  `json:"file_size"`
 	SHA256     string `json:"sha256"`
+	CRC32C     string `json:"crc32c"`
 	CompanyID  string `json:"company_id"`
 }
 
@@ -761,6 +763,65 @@ func TestSink(t *testing.T) {
 			checkJSONReply(t, resp, got, 200, want)
 		})
 	}
+}
+
+// TestChecksums covers the checksum query parameter of the sink and upload
+// routes. The expected CRC-32C values are computed here with hash/crc32,
+// not with the mock's NewChecksum.
+func TestChecksums(t *testing.T) {
+	srv := newServer(t)
+	crc32c := func(r io.Reader) string {
+		h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+		if _, err := io.Copy(h, r); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%08x", h.Sum32())
+	}
+	const size = 3<<20 + 1
+
+	t.Run("sink", func(t *testing.T) {
+		for _, tt := range []struct{ query, want string }{
+			{"?checksum=crc32c", fmt.Sprintf(`{"bytes":%d,"crc32c":"%s"}`, size, crc32c(ingestmock.Pattern(size)))},
+			{"?checksum=sha256", fmt.Sprintf(`{"bytes":%d,"sha256":"%s"}`, size, sha256Hex(t, ingestmock.Pattern(size)))},
+			{"?checksum=md5", `{"detail":"checksum: want sha256 (the default) or crc32c"}`},
+		} {
+			t.Run(tt.query, func(t *testing.T) {
+				req := newRequest(t, "POST", srv.URL+prefix+"/sink"+tt.query, io.MultiReader(ingestmock.Pattern(size)))
+				resp, got := do(t, nil, req)
+				status := 200
+				if strings.Contains(tt.want, "detail") {
+					status = 400
+				}
+				checkJSONReply(t, resp, got, status, tt.want)
+			})
+		}
+	})
+
+	upload := func(t *testing.T, query string) (*http.Response, []byte) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		// Two file parts: the last wins, so the hash must restart for it.
+		if err := writeForm(mw, []formPart{filePart("first.pdf", "application/pdf", "not this one"), filePart("a.txt", "text/plain", "hello, ingest\n")}); err != nil {
+			t.Fatal(err)
+		}
+		req := newRequest(t, "POST", srv.URL+prefix+"/upload"+query, &buf)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		return do(t, nil, req)
+	}
+	t.Run("upload crc32c", func(t *testing.T) {
+		resp, body := upload(t, "?checksum=crc32c")
+		var got uploadReply
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("decoding %s: %v", body, err)
+		}
+		if want := crc32c(strings.NewReader("hello, ingest\n")); resp.StatusCode != 202 || got.CRC32C != want || got.SHA256 != "" || got.FileSize != 14 {
+			t.Errorf("got %d %s, want 202 with crc32c %s, no sha256, file_size 14", resp.StatusCode, body, want)
+		}
+	})
+	t.Run("upload unknown checksum", func(t *testing.T) {
+		resp, body := upload(t, "?checksum=CRC32C")
+		checkJSONReply(t, resp, body, 400, `{"detail":"checksum: want sha256 (the default) or crc32c"}`)
+	})
 }
 
 // ---- blob ----

@@ -13,7 +13,7 @@ const patternBufSize = 64 << 10
 // (n < 0 is treated as 0).
 //
 // It exists so that tests and benchmarks can send or expect very large bodies
-// (hundreds of MiB) and check them by sha256 without ever holding them in
+// (hundreds of MiB) and check them by checksum without ever holding them in
 // memory: the blob route streams exactly these bytes, and a client can
 // recompute the expected digest by hashing Pattern(n) itself.
 //
