@@ -18,7 +18,7 @@
 // ports, runs every test, and stops both. The tests are two request-rate
 // runs of wrk (GET /ping, POST of 1 KiB of JSON to /sink) and three
 // big-transfer runs (-concurrency concurrent uploads, multipart uploads and
-// downloads of -size bytes each, every body checked by length and sha256).
+// downloads of -size bytes each, every body checked by length and CRC-32C).
 // For the proxies, the kit also reads their peak RSS per test and their CPU
 // time, and for the gateway its start-up time and idle RSS.
 //

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"strconv"
@@ -20,21 +20,28 @@ import (
 // 4 KiB default would spend the shared CPU on syscalls.
 const transferBufSize = 64 << 10
 
+// checksum is the mock's checksum the transfer tests ask for and check
+// against: it runs in hardware, so checking every byte costs the mock and
+// the client little of the CPU they share with the proxy under test (see
+// ingestmock.ChecksumCRC32C). It is also the key of the sum in the mock's
+// replies, spelled out in the reply structs below.
+const checksum = ingestmock.ChecksumCRC32C
+
 // transfers runs the big-body tests: concurrency clients at once, each
 // moving size bytes of ingestmock.Pattern, every body checked by length
-// and sha256 against the digest computed once up front. It is safe for
+// and checksum against the sum computed once up front. It is safe for
 // concurrent use, and never changed after newTransfers.
 type transfers struct {
 	size        int64
 	concurrency int
 	timeout     time.Duration // deadline of each transfer
-	wantSHA256  string        // hex sha256 of Pattern(size)
+	wantSum     string        // hex checksum of Pattern(size)
 	form        ingestmock.Form
 }
 
-// newTransfers hashes Pattern(size) once and builds the multipart framing.
+// newTransfers sums Pattern(size) once and builds the multipart framing.
 func newTransfers(size int64, concurrency int, timeout time.Duration) (*transfers, error) {
-	h := sha256.New()
+	h := newChecksum()
 	if _, err := io.Copy(h, ingestmock.Pattern(size)); err != nil {
 		return nil, err
 	}
@@ -46,7 +53,7 @@ func newTransfers(size int64, concurrency int, timeout time.Duration) (*transfer
 		size:        size,
 		concurrency: concurrency,
 		timeout:     timeout,
-		wantSHA256:  hex.EncodeToString(h.Sum(nil)),
+		wantSum:     hex.EncodeToString(h.Sum(nil)),
 		form:        form,
 	}, nil
 }
@@ -106,10 +113,17 @@ func (t *transfers) run(ctx context.Context, do func(ctx context.Context, c *htt
 	return out
 }
 
+// newChecksum returns a fresh hash of the checksum the kit checks with.
+func newChecksum() hash.Hash {
+	h, _ := ingestmock.NewChecksum(checksum) // A known name: never false.
+	return h
+}
+
 // upload POSTs Pattern(size) as application/octet-stream with a
-// Content-Length to url, the mock's sink, and checks the size and digest
+// Content-Length to url, the mock's sink, and checks the size and checksum
 // the sink reports.
 func (t *transfers) upload(ctx context.Context, url string) transferOutcome {
+	url += "?checksum=" + checksum
 	return t.run(ctx, func(ctx context.Context, c *http.Client) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, ingestmock.Pattern(t.size))
 		if err != nil {
@@ -118,14 +132,14 @@ func (t *transfers) upload(ctx context.Context, url string) transferOutcome {
 		req.ContentLength = t.size
 		req.Header.Set("Content-Type", "application/octet-stream")
 		var reply struct {
-			Bytes  int64  `json:"bytes"`
-			SHA256 string `json:"sha256"`
+			Bytes int64  `json:"bytes"`
+			Sum   string `json:"crc32c"`
 		}
 		if err := doJSON(c, req, http.StatusOK, &reply); err != nil {
 			return err
 		}
-		if reply.Bytes != t.size || reply.SHA256 != t.wantSHA256 {
-			return fmt.Errorf("sink got %d bytes with sha256 %s, want %d bytes with sha256 %s", reply.Bytes, reply.SHA256, t.size, t.wantSHA256)
+		if reply.Bytes != t.size || reply.Sum != t.wantSum {
+			return fmt.Errorf("sink got %d bytes with %s %s, want %d bytes with %s %s", reply.Bytes, checksum, reply.Sum, t.size, checksum, t.wantSum)
 		}
 		return nil
 	})
@@ -134,8 +148,9 @@ func (t *transfers) upload(ctx context.Context, url string) transferOutcome {
 // multipart POSTs a multipart/form-data form with one file part,
 // doc.pdf of type application/pdf holding Pattern(size), with an exact
 // Content-Length, to url, the mock's upload route, and checks the 202
-// answer's file size and digest.
+// answer's file size and checksum.
 func (t *transfers) multipart(ctx context.Context, url string) transferOutcome {
+	url += "?checksum=" + checksum
 	length := t.form.Len(t.size)
 	return t.run(ctx, func(ctx context.Context, c *http.Client) error {
 		body := t.form.Body(ingestmock.Pattern(t.size))
@@ -148,21 +163,21 @@ func (t *transfers) multipart(ctx context.Context, url string) transferOutcome {
 		var reply struct {
 			FileName string `json:"file_name"`
 			FileSize int64  `json:"file_size"`
-			SHA256   string `json:"sha256"`
+			Sum      string `json:"crc32c"`
 		}
 		if err := doJSON(c, req, http.StatusAccepted, &reply); err != nil {
 			return err
 		}
-		if reply.FileSize != t.size || reply.SHA256 != t.wantSHA256 || reply.FileName != "doc.pdf" {
-			return fmt.Errorf("upload got %q of %d bytes with sha256 %s, want %q of %d bytes with sha256 %s",
-				reply.FileName, reply.FileSize, reply.SHA256, "doc.pdf", t.size, t.wantSHA256)
+		if reply.FileSize != t.size || reply.Sum != t.wantSum || reply.FileName != "doc.pdf" {
+			return fmt.Errorf("upload got %q of %d bytes with %s %s, want %q of %d bytes with %s %s",
+				reply.FileName, reply.FileSize, checksum, reply.Sum, "doc.pdf", t.size, checksum, t.wantSum)
 		}
 		return nil
 	})
 }
 
 // download GETs size bytes from url, the mock's blob route without its
-// query, streaming each body through sha256.
+// query, streaming each body through the checksum.
 func (t *transfers) download(ctx context.Context, url string) transferOutcome {
 	url += "?size=" + strconv.FormatInt(t.size, 10)
 	return t.run(ctx, func(ctx context.Context, c *http.Client) error {
@@ -178,13 +193,13 @@ func (t *transfers) download(ctx context.Context, url string) transferOutcome {
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("GET %s: status %d, want 200: %s", url, resp.StatusCode, snippet(resp.Body))
 		}
-		h := sha256.New()
+		h := newChecksum()
 		n, err := io.CopyBuffer(h, resp.Body, make([]byte, transferBufSize))
 		if err != nil {
 			return fmt.Errorf("GET %s: reading the body after %d bytes: %w", url, n, err)
 		}
-		if got := hex.EncodeToString(h.Sum(nil)); n != t.size || got != t.wantSHA256 {
-			return fmt.Errorf("GET %s: got %d bytes with sha256 %s, want %d bytes with sha256 %s", url, n, got, t.size, t.wantSHA256)
+		if got := hex.EncodeToString(h.Sum(nil)); n != t.size || got != t.wantSum {
+			return fmt.Errorf("GET %s: got %d bytes with %s %s, want %d bytes with %s %s", url, n, checksum, got, t.size, checksum, t.wantSum)
 		}
 		return nil
 	})

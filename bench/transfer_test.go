@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -86,4 +88,65 @@ func TestTransfersCountEveryError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTransfersCatchCorruption checks that a body of the right length with
+// one byte changed fails its transfer: the checksum, not only the length,
+// is compared, in both directions.
+func TestTransfersCatchCorruption(t *testing.T) {
+	mock := ingestmock.New(mockPrefix)
+	const size, at = 1<<20 + 3, 777_777
+	// A proxy that flips one bit of every body, on its way in or out.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			r.Body = io.NopCloser(&flipReader{r: r.Body, at: at})
+			mock.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		mock.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		body[at] ^= 1
+		w.WriteHeader(rec.Code)
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	xfer, err := newTransfers(size, 1, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		run  func(context.Context, string) transferOutcome
+		path string
+	}{
+		{"upload", xfer.upload, "/sink"},
+		{"multipart", xfer.multipart, "/upload"},
+		{"download", xfer.download, "/blob"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.run(t.Context(), srv.URL+mockPrefix+tt.path)
+			if o.verified != 0 || len(o.errs) != 1 {
+				t.Fatalf("got %d verified and %d errors, want 0 and 1", o.verified, len(o.errs))
+			}
+			if want := fmt.Sprintf("%d bytes with crc32c", size); !strings.Contains(o.errs[0].Error(), want) {
+				t.Errorf("got error %q, want a checksum mismatch (%q)", o.errs[0], want)
+			}
+		})
+	}
+}
+
+// flipReader flips the lowest bit of byte at of r's stream.
+type flipReader struct {
+	r       io.Reader
+	off, at int64
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if i := f.at - f.off; i >= 0 && i < int64(n) {
+		p[i] ^= 1
+	}
+	f.off += int64(n)
+	return n, err
 }
