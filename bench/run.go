@@ -19,6 +19,16 @@ import (
 //go:embed nginx.conf.tmpl
 var nginxConfText string
 
+// parseNginxConf parses nginxConfText; a key the data lacks is an error,
+// not an empty string in nginx's configuration.
+func parseNginxConf() (*template.Template, error) {
+	conf, err := template.New("nginx.conf").Option("missingkey=error").Parse(nginxConfText)
+	if err != nil {
+		return nil, fmt.Errorf("parsing nginx.conf.tmpl: %w", err)
+	}
+	return conf, nil
+}
+
 // run is the whole kit, given its inputs: it parses args (args[0] is the
 // program), finds the peers, runs the rounds, and writes the report to
 // stdout and -out. It returns an error if anything failed, after the
@@ -34,9 +44,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w (make build builds it)", err)
 		}
 	}
-	conf, err := template.New("nginx.conf").Option("missingkey=error").Parse(nginxConfText)
+	conf, err := parseNginxConf()
 	if err != nil {
-		return fmt.Errorf("parsing nginx.conf.tmpl: %w", err)
+		return err
 	}
 
 	p := findPeers(ctx, opts.install, stderr)

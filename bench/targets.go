@@ -276,25 +276,35 @@ type nginxConf struct {
 	AsRoot       bool // the kit runs as root, so nginx's workers may too
 }
 
+// writeNginxConf renders conf into dir for nginx to listen on port in
+// front of the mock on mockPort, and returns the arguments that make nginx
+// use it, with dir as its prefix.
+func writeNginxConf(conf *template.Template, dir string, port, mockPort int) ([]string, error) {
+	path := filepath.Join(dir, "nginx.conf")
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	err = conf.Execute(f, nginxConf{Dir: dir, Port: port, UpstreamPort: mockPort, AsRoot: os.Geteuid() == 0})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	// -e: the error log from the first line on, never the system's.
+	return []string{"-p", dir + "/", "-c", path, "-e", filepath.Join(dir, "error.log")}, nil
+}
+
 // startNginx renders conf into dir, starts nginx in the foreground in front
 // of the mock, and waits until it proxies /ping.
 func startNginx(ctx context.Context, dir, bin string, conf *template.Template, mockPort int) (*target, error) {
 	p, port, ready, err := startReady(ctx, func(port int) (*proc, string, error) {
-		path := filepath.Join(dir, "nginx.conf")
-		f, err := os.Create(path)
+		args, err := writeNginxConf(conf, dir, port, mockPort)
 		if err != nil {
 			return nil, "", err
 		}
-		err = conf.Execute(f, nginxConf{Dir: dir, Port: port, UpstreamPort: mockPort, AsRoot: os.Geteuid() == 0})
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("writing %s: %w", path, err)
-		}
-		// -e: the error log from the first line on, never the system's.
-		args := []string{"-p", dir + "/", "-c", path, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;"}
-		p, err := startProc(targetNginx, dir, bin, args, nil, "nginx.out", "nginx.err")
+		p, err := startProc(targetNginx, dir, bin, append(args, "-g", "daemon off;"), nil, "nginx.out", "nginx.err")
 		return p, baseURL(port) + mockPrefix + "/ingest/ping", err
 	})
 	if err != nil {

@@ -32,13 +32,23 @@ func NewChecksum(name string) (hash.Hash, bool) {
 	return nil, false
 }
 
-// requestedDigest reads r's checksum query parameter.
-func requestedDigest(r *http.Request) (hash.Hash, string, bool) {
+// requestedDigest returns a fresh hash for r's checksum query parameter
+// and its name; an absent or empty parameter means sha256. Names are case
+// sensitive. For any other name it consumes the body (as the routes always
+// do, so a client still sending reads the answer, not a reset), answers 400
+// and returns false. The real service ignores query parameters it does not
+// know; this one is the mock's own, for tests, which want a typo to fail
+// loudly rather than silently fall back to sha256.
+func (m *mock) requestedDigest(w http.ResponseWriter, r *http.Request) (hash.Hash, string, bool) {
 	name := r.URL.Query().Get("checksum")
 	if name == "" {
 		name = ChecksumSHA256
 	}
 	h, ok := NewChecksum(name)
+	if !ok {
+		drain(r.Body)
+		writeJSON(w, http.StatusBadRequest, m.badChecksum)
+	}
 	return h, name, ok
 }
 

@@ -74,15 +74,17 @@ type mock struct {
 //
 // Routes (shown with prefix "/api/v1"):
 //
-//	POST     /api/v1/upload          multipart upload, like the real service (202, 415, 422, 400)
+//	POST     /api/v1/upload          multipart upload, like the real service (202, 415, 422, 400), plus the file's size and sha256
 //	GET      /api/v1/ping            {"status":"ok"}
 //	any      /api/v1/echo[/...]      JSON description of the request as it arrived
-//	POST|PUT /api/v1/sink            {"bytes":n,"sha256":"..."} of the body (or "crc32c", see ChecksumCRC32C)
+//	POST|PUT /api/v1/sink            {"bytes":n,"sha256":"..."} of the body
 //	GET      /api/v1/blob?size=N     N bytes of Pattern(N); options chunked, delay_ms, die_after, stall_after+stall_ms
 //	GET      /api/v1/headers         Set-Cookie twice, X-Upstream and hop-by-hop headers
 //	GET      /api/v1/gzip            pre-compressed {"compressed":true}
 //	GET      /api/v1/status/{code}   that status code
 //
+// The sink and upload routes take ?checksum=crc32c to answer a CRC-32C
+// instead of the sha256 (see ChecksumCRC32C); another name is a 400.
 // GET routes also answer HEAD. Anything else is 404 {"detail":"Not Found"};
 // a known path with the wrong method is 405 {"detail":"Method Not Allowed"}
 // with an Allow header. Paths that are not clean (for example "//", "/./"
@@ -191,10 +193,8 @@ type uploadReply struct {
 // "file" the last one wins. An empty body is an empty form (422); a body
 // that is not valid multipart (no boundary line, truncated part) is 400.
 func (m *mock) upload(w http.ResponseWriter, r *http.Request) {
-	h, checksum, ok := requestedDigest(r)
+	h, checksum, ok := m.requestedDigest(w, r)
 	if !ok {
-		drain(r.Body)
-		writeJSON(w, http.StatusBadRequest, m.badChecksum)
 		return
 	}
 	// The multipart reader reads at most 4 KiB at a time; a bigger buffer
@@ -376,10 +376,8 @@ func (m *mock) echo(w http.ResponseWriter, r *http.Request) {
 
 // sink consumes the body and answers its size and checksum.
 func (m *mock) sink(w http.ResponseWriter, r *http.Request) {
-	h, checksum, ok := requestedDigest(r)
+	h, checksum, ok := m.requestedDigest(w, r)
 	if !ok {
-		drain(r.Body)
-		writeJSON(w, http.StatusBadRequest, m.badChecksum)
 		return
 	}
 	n, err := m.hashBody(h, r.Body)

@@ -783,6 +783,7 @@ func TestChecksums(t *testing.T) {
 		for _, tt := range []struct{ query, want string }{
 			{"?checksum=crc32c", fmt.Sprintf(`{"bytes":%d,"crc32c":"%s"}`, size, crc32c(ingestmock.Pattern(size)))},
 			{"?checksum=sha256", fmt.Sprintf(`{"bytes":%d,"sha256":"%s"}`, size, sha256Hex(t, ingestmock.Pattern(size)))},
+			{"?checksum=", fmt.Sprintf(`{"bytes":%d,"sha256":"%s"}`, size, sha256Hex(t, ingestmock.Pattern(size)))},
 			{"?checksum=md5", `{"detail":"checksum: want sha256 (the default) or crc32c"}`},
 		} {
 			t.Run(tt.query, func(t *testing.T) {
@@ -822,6 +823,43 @@ func TestChecksums(t *testing.T) {
 		resp, body := upload(t, "?checksum=CRC32C")
 		checkJSONReply(t, resp, body, 400, `{"detail":"checksum: want sha256 (the default) or crc32c"}`)
 	})
+
+	t.Run("known answer", func(t *testing.T) {
+		h, ok := ingestmock.NewChecksum(ingestmock.ChecksumCRC32C)
+		if !ok {
+			t.Fatal("NewChecksum(crc32c): not known")
+		}
+		h.Write([]byte("123456789")) // The CRC catalogue's check input.
+		if got := fmt.Sprintf("%x", h.Sum(nil)); got != "e3069283" {
+			t.Errorf("crc32c(123456789): got %s, want e3069283", got)
+		}
+	})
+
+	// A refused checksum still consumes the whole body, like every answer
+	// of these routes, so a client still sending reads the 400.
+	for _, route := range []string{"/sink", "/upload"} {
+		t.Run("400 consumes the body "+route, func(t *testing.T) {
+			body := &countingReader{r: ingestmock.Pattern(size)}
+			req := httptest.NewRequest("POST", prefix+route+"?checksum=md5", body)
+			rec := httptest.NewRecorder()
+			ingestmock.New(prefix).ServeHTTP(rec, req)
+			if rec.Code != 400 || body.n != size {
+				t.Errorf("got %d after reading %d bytes of the body, want 400 after all %d", rec.Code, body.n, size)
+			}
+		})
+	}
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // ---- blob ----
