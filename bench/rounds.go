@@ -21,7 +21,8 @@ type kit struct {
 	work       string     // directory of the runs' directories
 	xfer       *transfers // nil when no transfer test runs
 	nginxConf  *template.Template
-	postScript string // the post1k test's wrk script
+	gatewayEnv []string // settings the gateway gets beyond its defaults
+	postScript string   // the post1k test's wrk script
 	log        io.Writer
 }
 
@@ -84,7 +85,7 @@ func (k *kit) runTarget(ctx context.Context, rep *report, round int, name string
 	case targetNginx:
 		t, err = startNginx(ctx, dir, k.peers.nginx, k.nginxConf, mockPort)
 	case targetGateway:
-		t, err = startGateway(ctx, dir, k.opts.gateway, mockPort)
+		t, err = startGateway(ctx, dir, k.opts.gateway, mockPort, k.gatewayEnv)
 	}
 	if err != nil {
 		problem("starting %s: %v", name, err)

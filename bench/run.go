@@ -90,6 +90,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		opts:    opts,
 		command: commandLine(args),
 	}
+	if xfer != nil {
+		if k.gatewayEnv = xfer.bodyLimitEnv(); k.gatewayEnv != nil {
+			rep.note("the gateway runs with %s: its default body limit would answer 413 to -size %s", strings.Join(k.gatewayEnv, " "), (*byteSize)(&opts.size))
+		}
+	}
 	k.runRounds(ctx, rep)
 	rep.elapsed = time.Since(began)
 

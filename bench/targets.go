@@ -241,15 +241,16 @@ func directTarget(mockPort int) *target {
 }
 
 // startGateway starts the gateway in front of the mock, with production
-// defaults, and waits for its /health. Its stdout, the JSON log with one
-// access line per request, goes to gateway.log.
-func startGateway(ctx context.Context, dir, bin string, mockPort int) (*target, error) {
+// defaults but for the settings in extraEnv, and waits for its /health. Its
+// stdout, the JSON log with one access line per request, goes to
+// gateway.log.
+func startGateway(ctx context.Context, dir, bin string, mockPort int, extraEnv []string) (*target, error) {
 	p, port, ready, err := startReady(ctx, func(port int) (*proc, string, error) {
-		env := []string{
+		env := append([]string{
 			"GATEWAY_INGEST_SERVICE_URL=" + baseURL(mockPort),
 			"HOST=127.0.0.1",
 			"PORT=" + strconv.Itoa(port),
-		}
+		}, extraEnv...)
 		// An absent -env-file: the repository's .env must not leak in.
 		args := []string{"-env-file", filepath.Join(dir, "absent.env")}
 		p, err := startProc(targetGateway, dir, bin, args, env, "gateway.log", "gateway.err")

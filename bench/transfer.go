@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/ingestmock"
 )
 
@@ -111,6 +112,18 @@ func (t *transfers) run(ctx context.Context, do func(ctx context.Context, c *htt
 		}
 	}
 	return out
+}
+
+// bodyLimitEnv returns the gateway setting that lets the largest body of
+// these transfers through, and nil if its default limit already does: a
+// -size above GATEWAY_MAX_BODY_SIZE's default would otherwise measure 413
+// answers, not the proxy.
+func (t *transfers) bodyLimitEnv() []string {
+	largest := t.form.Len(t.size) // The multipart framing adds to the file.
+	if largest <= config.Default().MaxBodySize {
+		return nil
+	}
+	return []string{"GATEWAY_MAX_BODY_SIZE=" + strconv.FormatInt(largest, 10)}
 }
 
 // newChecksum returns a fresh hash of the checksum the kit checks with.

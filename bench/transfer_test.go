@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/ingestmock"
 )
 
@@ -161,4 +162,31 @@ func (f *flipReader) Read(p []byte) (int, error) {
 	}
 	f.off += int64(n)
 	return n, err
+}
+
+// TestBodyLimitEnv checks that the kit raises the gateway's body limit only
+// for bodies over its default, and then to exactly what the largest body
+// (a multipart form around -size bytes) needs, in a form the gateway's
+// configuration accepts.
+func TestBodyLimitEnv(t *testing.T) {
+	form, err := ingestmock.NewForm("doc.pdf", "application/pdf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := config.Default().MaxBodySize
+	for _, size := range []int64{256 << 20, limit - form.Len(0)} {
+		if env := (&transfers{size: size, form: form}).bodyLimitEnv(); env != nil {
+			t.Errorf("size %d: got %q, want nil (the default limit lets %d bytes through)", size, env, form.Len(size))
+		}
+	}
+	for _, size := range []int64{limit - form.Len(0) + 1, 2 * limit} {
+		env := (&transfers{size: size, form: form}).bodyLimitEnv()
+		cfg, err := config.Load(append(env, "GATEWAY_INGEST_SERVICE_URL=http://127.0.0.1:1"))
+		if err != nil {
+			t.Fatalf("size %d: the gateway refuses %q: %v", size, env, err)
+		}
+		if cfg.MaxBodySize != form.Len(size) {
+			t.Errorf("size %d: got a limit of %d, want %d, the multipart body's length", size, cfg.MaxBodySize, form.Len(size))
+		}
+	}
 }
