@@ -174,15 +174,7 @@ func (k *kit) measure(ctx context.Context, t *target, mock *proc, test string) r
 			}
 		}
 	} else {
-		var o transferOutcome
-		switch test {
-		case testUpload:
-			o = k.xfer.upload(ctx, t.url("/sink"))
-		case testMultipart:
-			o = k.xfer.multipart(ctx, t.url("/upload"))
-		case testDownload:
-			o = k.xfer.download(ctx, t.url("/blob"))
-		}
+		o := k.xfer.do(ctx, test, t.url(""))
 		clientCPU = o.clientCPU
 		res.value = o.mbps(k.opts.size)
 		for _, err := range o.errs {

@@ -114,6 +114,20 @@ func (t *transfers) run(ctx context.Context, do func(ctx context.Context, c *htt
 	return out
 }
 
+// do runs test, one of the transfer tests, against base: a target's URL
+// up to the mock's routes, such as http://127.0.0.1:8080/api/v1/ingest.
+func (t *transfers) do(ctx context.Context, test, base string) transferOutcome {
+	switch test {
+	case testUpload:
+		return t.upload(ctx, base+"/sink")
+	case testMultipart:
+		return t.multipart(ctx, base+"/upload")
+	case testDownload:
+		return t.download(ctx, base+"/blob")
+	}
+	panic("bench: not a transfer test: " + test)
+}
+
 // bodyLimitEnv returns the gateway setting that lets the largest body of
 // these transfers through, and nil if its default limit already does: a
 // -size above GATEWAY_MAX_BODY_SIZE's default would otherwise measure 413

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"context"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +15,11 @@ import (
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/ingestmock"
 )
+
+// transferTests are the tests transfers.do runs: all but wrk's.
+func transferTests() []string {
+	return slices.DeleteFunc(allTests(), isWrkTest)
+}
 
 // TestTransfersAgainstMock runs every transfer client against the real
 // mock: bodies verify, and the multipart Content-Length is exact (the mock
@@ -27,18 +32,9 @@ func TestTransfersAgainstMock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name string
-		run  func(context.Context, string) transferOutcome
-		path string
-	}{
-		{"upload", xfer.upload, "/sink"},
-		{"multipart", xfer.multipart, "/upload"},
-		{"download", xfer.download, "/blob"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o := tt.run(t.Context(), srv.URL+mockPrefix+tt.path)
+	for _, test := range transferTests() {
+		t.Run(test, func(t *testing.T) {
+			o := xfer.do(t.Context(), test, srv.URL+mockPrefix)
 			if len(o.errs) > 0 || o.verified != 3 {
 				t.Fatalf("got %d verified and errors %v, want 3 and none", o.verified, o.errs)
 			}
@@ -70,24 +66,19 @@ func TestTransfersCountEveryError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		name    string
-		run     func(context.Context, string) transferOutcome
-		path    string
-		wantErr string
-	}{
-		{"upload", xfer.upload, "/sink", "status 502, want 200"},
-		{"multipart", xfer.multipart, "/upload", "status 502, want 202"},
-		{"download", xfer.download, "/blob", "got 99 bytes"},
+	wantErr := map[string]string{
+		testUpload:    "status 502, want 200",
+		testMultipart: "status 502, want 202",
+		testDownload:  "got 99 bytes",
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			o := tt.run(t.Context(), srv.URL+mockPrefix+tt.path)
+	for _, test := range transferTests() {
+		t.Run(test, func(t *testing.T) {
+			o := xfer.do(t.Context(), test, srv.URL+mockPrefix)
 			if o.verified != 0 || len(o.errs) != 2 {
 				t.Fatalf("got %d verified and %d errors, want 0 and 2", o.verified, len(o.errs))
 			}
-			if !strings.Contains(o.errs[0].Error(), tt.wantErr) {
-				t.Errorf("got error %q, want one containing %q", o.errs[0], tt.wantErr)
+			if !strings.Contains(o.errs[0].Error(), wantErr[test]) {
+				t.Errorf("got error %q, want one containing %q", o.errs[0], wantErr[test])
 			}
 		})
 	}
@@ -121,17 +112,9 @@ func TestTransfersCatchCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct {
-		name string
-		run  func(context.Context, string) transferOutcome
-		path string
-	}{
-		{"upload", xfer.upload, "/sink"},
-		{"multipart", xfer.multipart, "/upload"},
-		{"download", xfer.download, "/blob"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			o := tt.run(t.Context(), srv.URL+mockPrefix+tt.path)
+	for _, test := range transferTests() {
+		t.Run(test, func(t *testing.T) {
+			o := xfer.do(t.Context(), test, srv.URL+mockPrefix)
 			if o.verified != 0 || len(o.errs) != 1 {
 				t.Fatalf("got %d verified and %d errors, want 0 and 1", o.verified, len(o.errs))
 			}
