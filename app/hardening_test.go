@@ -406,6 +406,42 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 	}
 }
 
+// TestBodilessPostNotReplayed: a POST without a body is not streamed, so
+// fasthttp could send it again when its connection dies before the answer;
+// the upstream may have acted on it already, so the client gets a 502 and
+// the upstream sees it once. A GET in the same spot is retried.
+func TestBodilessPostNotReplayed(t *testing.T) {
+	var posts, gets atomic.Int64
+	up := rawUpstream(t, func(c net.Conn) {
+		req, _, err := readRequestHead(c)
+		if err != nil {
+			return
+		}
+		count := &gets
+		if req.Method == "POST" {
+			count = &posts
+		}
+		if count.Add(1) == 1 {
+			return // Acts on it, then dies before answering.
+		}
+		io.WriteString(c, "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+	})
+	g := startGateway(t, up, nil)
+
+	req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest/retry/doc-1", nil)
+	resp := do(t, req)
+	resp.Body.Close()
+	if n := posts.Load(); n != 1 || resp.StatusCode != 502 {
+		t.Errorf("POST: the upstream saw it %d times and the client got %d; want once and 502", n, resp.StatusCode)
+	}
+
+	resp = get(t, g.url+"/api/v1/ingest/status/doc-1")
+	resp.Body.Close()
+	if n := gets.Load(); n != 2 || resp.StatusCode != 202 {
+		t.Errorf("GET: the upstream saw it %d times and the client got %d; want twice (one retry) and 202", n, resp.StatusCode)
+	}
+}
+
 // TestOverload drives the gateway far past its in-flight limit: every
 // request is served or refused at once with 503 and Retry-After, and the
 // gateway serves normally as soon as the load drops.

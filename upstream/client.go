@@ -91,14 +91,30 @@ func NewClient(o Options) *fasthttp.HostClient {
 		NoDefaultUserAgentHeader: true,
 		// Errors are logged: keep the upstream's bytes out of them.
 		SecureErrorLogMessage: true,
-		// One retry, and only for a pooled connection found dead before any
-		// response byte came back. Requests with a streamed body are never
-		// retried by fasthttp, so no upload is sent twice.
+		// One retry, and only of an idempotent request whose connection was
+		// found dead before any response byte came back: a keep-alive
+		// connection the upstream closed while it idled in the pool. A
+		// RetryIfErr replaces fasthttp's own idempotency check, so the
+		// method is checked here: a POST without a body is not streamed,
+		// and the upstream may have acted on it before its connection died.
+		// Requests with a streamed body are never retried by fasthttp, so
+		// no upload is sent twice.
 		MaxIdemponentCallAttempts: 2,
 		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
-			return false, isStaleConn(err)
+			return false, isIdempotent(req.Header.Method()) && isStaleConn(err)
 		},
 	}
+}
+
+// isIdempotent reports whether a request with this method may be sent
+// twice with the effect of once (RFC 9110, section 9.2.2).
+func isIdempotent(method []byte) bool {
+	switch string(method) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
+		fasthttp.MethodTrace, fasthttp.MethodPut, fasthttp.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // isStaleConn reports whether err is what a keep-alive connection closed by

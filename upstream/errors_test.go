@@ -63,3 +63,14 @@ func TestIsStaleConn(t *testing.T) {
 		})
 	}
 }
+
+func TestIsIdempotent(t *testing.T) {
+	for method, want := range map[string]bool{
+		"GET": true, "HEAD": true, "OPTIONS": true, "TRACE": true, "PUT": true, "DELETE": true,
+		"POST": false, "PATCH": false, "CONNECT": false, "get": false, "": false,
+	} {
+		if got := isIdempotent([]byte(method)); got != want {
+			t.Errorf("isIdempotent(%q): got %v, want %v", method, got, want)
+		}
+	}
+}
