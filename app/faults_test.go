@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,4 +266,82 @@ func TestClientAbortsUpload(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("after aborted uploads, /health: got %d, want 200", resp.StatusCode)
 	}
+}
+
+// TestEarlyUpstreamAnswer: an ingest service (or a proxy in front of it)
+// that refuses an upload from its headers answers at once and closes
+// without reading the body. The client, which reads while it sends, as
+// curl and browsers do, must get that answer, not a 502, whether the body
+// is spliced or copied; and the upstream connection is not reused, even
+// when the answer does not say Connection: close. (A body small enough to
+// fit in the sockets' buffers is sent whole before the answer is read: no
+// write fails, and only the answer's own Connection: close keeps the dead
+// connection out of the pool.)
+func TestEarlyUpstreamAnswer(t *testing.T) {
+	const answer = `{"detail":"Unsupported file type."}`
+	const closing = "Connection: close\r\n"
+	for _, tc := range []struct {
+		name         string
+		size         int
+		splice       bool
+		upstreamConn string // the answer's own Connection header, if any
+	}{
+		{"spliced", 24 << 20, true, closing},
+		{"copied", 24 << 20, false, closing},
+		{"copied, small", 200 << 10, false, closing},
+		{"spliced, no Connection: close", 24 << 20, true, ""},
+		{"copied, no Connection: close", 24 << 20, false, ""},
+		{"spliced, keep-alive claimed", 24 << 20, true, "Connection: keep-alive\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns atomic.Int64
+			up := rawUpstream(t, func(c net.Conn) {
+				conns.Add(1)
+				if _, _, err := readRequestHead(c); err != nil {
+					return
+				}
+				fmt.Fprintf(c, "HTTP/1.1 415 Unsupported Media Type\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", tc.upstreamConn, len(answer), answer)
+				time.Sleep(50 * time.Millisecond) // Then close, the body unread: a reset.
+			})
+			g := startGateway(t, up, func(c *config.Config) { c.Splice = tc.splice })
+			for i := range 2 {
+				code, body, err := uploadWhileReading(t, g.addr, tc.size)
+				if err != nil || code != 415 || body != answer {
+					for _, l := range g.logs.lines(t) {
+						if l["level"] != "info" {
+							t.Logf("log: %v", l)
+						}
+					}
+					t.Fatalf("upload %d: got %d %q (error %v), want the service's 415 %q", i, code, body, err, answer)
+				}
+			}
+			if n := conns.Load(); n != 2 {
+				t.Errorf("the upstream saw %d connections for 2 uploads, want 2: one that answered early was reused", n)
+			}
+		})
+	}
+}
+
+// uploadWhileReading POSTs size bytes with a Content-Length to addr,
+// writing the body in the background while it reads the answer, and
+// returns the answer's status and body.
+func uploadWhileReading(t *testing.T, addr string, size int) (int, string, error) {
+	c := dial(t, addr)
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	go func() {
+		fmt.Fprintf(c, "POST /api/v1/ingest/upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/pdf\r\nContent-Length: %d\r\n\r\n", size)
+		buf := make([]byte, 64<<10)
+		for sent := 0; sent < size; sent += len(buf) {
+			if _, err := c.Write(buf[:min(len(buf), size-sent)]); err != nil {
+				return // The gateway closed the connection after answering.
+			}
+		}
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }

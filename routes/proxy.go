@@ -306,6 +306,9 @@ type requestBody struct {
 	// spliced says the client socket was read directly: fasthttp has lost
 	// count of the body, and the connection must not carry another request.
 	spliced bool
+	// dropped says the upstream answered before the body ended and stopped
+	// reading it (upstream.Splicer): the rest is left unread.
+	dropped bool
 
 	chunks *sync.Pool
 }
@@ -354,7 +357,8 @@ func (b *requestBody) SupportsBodyWriteTo() bool { return true }
 
 // SpliceTo moves n bytes from the client socket to dst in the kernel
 // (upstream.Splicer). A failure of the client side is remembered, as in
-// Read; the upstream side's is returned as the socket reported it.
+// Read, and returned as the socket reported it; the upstream side's is
+// returned as a *splice.DestinationError, as upstream.Splicer asks.
 func (b *requestBody) SpliceTo(dst splice.Side, n int64) (int64, error) {
 	if !b.spliced {
 		// fasthttp's read buffer may still hold part of the body.
@@ -372,15 +376,21 @@ func (b *requestBody) SpliceTo(dst splice.Side, n int64) (int64, error) {
 	}}
 	moved, err := b.pipes.Copy(dst, src, n)
 	b.read += moved
-	srcErr, err := splitSpliceError(err)
-	if srcErr != nil {
-		b.err = srcErr
+	var srcErr *splice.SourceError
+	if errors.As(err, &srcErr) {
+		b.err = srcErr.Err
+		return moved, srcErr.Err
 	}
 	return moved, err
 }
 
+// DropRest implements upstream.Splicer. Only a spliced body gets here, and
+// its client connection is closed after the answer, so the bytes left
+// unread cannot be taken for a next request.
+func (b *requestBody) DropRest() { b.dropped = true }
+
 func (b *requestBody) Read(p []byte) (int, error) {
-	if b.want >= 0 && b.read >= b.want {
+	if b.dropped || (b.want >= 0 && b.read >= b.want) {
 		// Done: don't wait on the client socket for bytes past the body.
 		return 0, io.EOF
 	}

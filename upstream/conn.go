@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -26,6 +27,9 @@ type idleTimeoutConn struct {
 	readBy, writeBy time.Time
 	// conns, if set, lists the connection while it is open.
 	conns *Conns
+	// early, once set, is an answer the upstream sent before it stopped
+	// reading the request body (see takeEarlyAnswer).
+	early *earlyAnswer
 }
 
 // newIdleTimeoutConn wraps c; the slack is an eighth of the timeout.
@@ -34,6 +38,9 @@ func newIdleTimeoutConn(c net.Conn, timeout time.Duration) *idleTimeoutConn {
 }
 
 func (c *idleTimeoutConn) Read(p []byte) (int, error) {
+	if n, ok := c.readEarly(p); ok {
+		return n, nil
+	}
 	if err := c.extendRead(); err != nil {
 		return 0, err
 	}
@@ -41,10 +48,17 @@ func (c *idleTimeoutConn) Read(p []byte) (int, error) {
 }
 
 func (c *idleTimeoutConn) Write(p []byte) (int, error) {
+	if c.early != nil {
+		return c.writeEarly(p)
+	}
 	if err := c.extendWrite(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err != nil && c.takeEarlyAnswer(err) {
+		return len(p), nil
+	}
+	return n, err
 }
 
 // Close takes the connection off its list before closing it.
@@ -74,9 +88,15 @@ func (c *idleTimeoutConn) extendWrite() error {
 // Splicer is a request body that can move n bytes of itself into a socket
 // inside the kernel (package splice). fasthttp hands the body to the
 // connection's ReadFrom, bounded by an io.LimitedReader, once its write
-// buffer is empty.
+// buffer is empty. A failure to write into the socket must come back as a
+// *splice.DestinationError, for the connection to look for an early answer
+// (see takeEarlyAnswer); splice.ErrUnsupported, before any byte moved,
+// makes the connection copy instead.
 type Splicer interface {
 	SpliceTo(dst splice.Side, n int64) (int64, error)
+	// DropRest says the upstream answered early and stopped reading: the
+	// rest of the body is not sent, and the body must read as ended.
+	DropRest()
 }
 
 // ReadFrom splices a Splicer's bytes into the connection, with the write
@@ -88,6 +108,14 @@ func (c *idleTimeoutConn) ReadFrom(r io.Reader) (int64, error) {
 				if raw, err := sc.SyscallConn(); err == nil {
 					n, err := s.SpliceTo(splice.Side{Conn: raw, Ready: c.extendWrite}, lr.N)
 					lr.N -= n
+					var dstErr *splice.DestinationError
+					if errors.As(err, &dstErr) && c.takeEarlyAnswer(dstErr.Err) {
+						// The rest of the body is not sent: fasthttp is told
+						// it was, and the body that it ended.
+						s.DropRest()
+						n, lr.N = n+lr.N, 0
+						return n, nil
+					}
 					if n > 0 || err != splice.ErrUnsupported {
 						return n, err
 					}
