@@ -50,7 +50,11 @@ func (c *idleTimeoutConn) takeEarlyAnswer(err error) bool {
 	if c.early != nil || !(errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
 		return false
 	}
-	if c.Conn.SetReadDeadline(time.Now().Add(min(earlyAnswerWait, c.timeout))) != nil {
+	wait := earlyAnswerWait
+	if c.timeout > 0 {
+		wait = min(wait, c.timeout)
+	}
+	if c.Conn.SetReadDeadline(time.Now().Add(wait)) != nil {
 		return false
 	}
 	buf := make([]byte, earlyAnswerHead)
