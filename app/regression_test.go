@@ -3,12 +3,15 @@ package app_test
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,5 +213,80 @@ func TestServeStopsWhenCancelledBeforeStart(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("Serve with a cancelled context did not return")
 		}
+	}
+}
+
+// TestHTTP10ClientGetsCloseDelimitedBody: HTTP/1.0 has no chunked coding,
+// so a body of unknown length (chunked from the ingest service, larger
+// than what is read whole) goes to an HTTP/1.0 client as it is, ended by
+// the connection's close, with neither Content-Length nor
+// Transfer-Encoding; if the service breaks off, the client sees a reset,
+// not an end. HTTP/1.1 clients still get it chunked on a kept-alive
+// connection.
+func TestHTTP10ClientGetsCloseDelimitedBody(t *testing.T) {
+	doc := strings.Repeat("0123456789", 10_000)
+	up := rawUpstream(t, func(c net.Conn) {
+		req, _, err := readRequestHead(c)
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for i := 0; i < len(doc); i += 30_000 {
+			part := doc[i:min(i+30_000, len(doc))]
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(part), part)
+			if req.URL.Path == "/api/v1/broken" {
+				return // Dies after the first chunk.
+			}
+		}
+		io.WriteString(c, "0\r\n\r\n")
+	})
+	g := startGateway(t, up, nil)
+
+	exchange := func(path, proto string) (head string, body []byte, err error) {
+		c := dial(t, g.addr)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET %s %s\r\nHost: h\r\n\r\n", path, proto)
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return head, nil, err
+			}
+			if line == "\r\n" {
+				break
+			}
+			head += line
+		}
+		body, err = io.ReadAll(br) // To the close.
+		return head, body, err
+	}
+
+	head, body, err := exchange("/api/v1/ingest/doc", "HTTP/1.0")
+	lower := strings.ToLower(head)
+	if err != nil || string(body) != doc || strings.Contains(lower, "transfer-encoding") ||
+		strings.Contains(lower, "content-length") || !strings.Contains(lower, "connection: close") ||
+		!strings.HasPrefix(head, "HTTP/1.1 200 ") || !strings.Contains(lower, "x-process-time") {
+		t.Errorf("HTTP/1.0: got %d body bytes (want the %d of the document, to the close; error %v), head:\n%s", len(body), len(doc), err, head)
+	}
+
+	if _, _, err := exchange("/api/v1/ingest/broken", "HTTP/1.0"); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("HTTP/1.0, upstream broke off: got error %v, want a reset, so the cut shows", err)
+	}
+
+	resp := get(t, g.url+"/api/v1/ingest/doc")
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(got) != doc || len(resp.TransferEncoding) != 1 || resp.Close {
+		t.Errorf("HTTP/1.1: got %d bytes, error %v, transfer encoding %v, close %v; want the document chunked, kept alive", len(got), err, resp.TransferEncoding, resp.Close)
+	}
+
+	var access int
+	for _, l := range g.logs.lines(t) {
+		if l["logger"] == "gateway.access" && strings.HasPrefix(fmt.Sprint(l["path"]), "/api/v1/ingest/") {
+			access++
+		}
+	}
+	if access != 3 {
+		t.Errorf("got %d access lines for the 3 proxied requests, want 3", access)
 	}
 }

@@ -224,7 +224,44 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 		body.want, body.splice = int64(n), p.downloads
 	}
 	out.SetBodyStream(body, n)
+	if n < 0 && !c.Request().Header.IsHTTP11() {
+		sendCloseDelimited(c.Context(), body)
+	}
 	return nil
+}
+
+// sendCloseDelimited makes the response to an HTTP/1.0 request, whose body
+// length is unknown, end where the connection closes: HTTP/1.0 has no
+// chunked coding (RFC 9112, section 6.1), and fasthttp's server would
+// chunk it anyway. So fasthttp sends nothing itself; once the handlers
+// are done (the access log has hooked the body and stamped its header), it
+// hands over the connection, the head goes out without Content-Length or
+// Transfer-Encoding and with Connection: close, then the body as it comes,
+// and fasthttp closes the connection; if the body broke off, it resets the
+// connection instead, for the client to tell a cut body from a whole one.
+func sendCloseDelimited(ctx *fasthttp.RequestCtx, body *streamedBody) {
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(conn net.Conn) {
+		h := &ctx.Response.Header
+		h.Del(fasthttp.HeaderTransferEncoding)
+		h.SetContentLength(-2) // Identity: delimited by the close.
+		var err error
+		if body.idle > 0 {
+			err = conn.SetWriteDeadline(time.Now().Add(body.idle))
+		}
+		if err == nil {
+			_, err = conn.Write(h.Header())
+		}
+		if err == nil {
+			_, err = body.WriteTo(conn)
+		}
+		if tc, ok := body.conn.(*net.TCPConn); ok && (err != nil || body.err != nil) {
+			// A close would read as the body's end: reset instead, so
+			// that the client sees the response broke.
+			tc.SetLinger(0)
+		}
+		body.CloseWithError(err)
+	})
 }
 
 // addSlash redirects {prefix}/ingest to {prefix}/ingest/, keeping the
