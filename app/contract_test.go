@@ -180,6 +180,22 @@ func TestRequestHeaders(t *testing.T) {
 
 var uuid4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
+// TestConnectionCannotDropHost: a Host named in the client's Connection
+// header still goes upstream; without it, fasthttp would refuse to send the
+// request and the client would get a 502 for an upstream never asked.
+func TestConnectionCannotDropHost(t *testing.T) {
+	m := startMock(t)
+	g := startGateway(t, m.url, nil)
+	resp := rawRequest(t, g.addr, "GET /api/v1/ingest/echo HTTP/1.1\r\nHost: frontend.example\r\nConnection: Host, close\r\n\r\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	var e echoed
+	decode(t, resp, &e)
+	if e.Host != "frontend.example" {
+		t.Errorf("the upstream got Host %q, want the client's %q", e.Host, "frontend.example")
+	}
+}
 func TestRequestID(t *testing.T) {
 	m := startMock(t)
 	g := startGateway(t, m.url, nil)

@@ -84,7 +84,8 @@ func containsFoldString(list []string, s []byte) bool {
 // Expect is dropped because the gateway has already answered it.
 //
 // A client without a Host header (HTTP/1.0 allows that) is sent to the
-// upstream with the upstream's own host, as nginx does. No Content-Type is
+// upstream with the upstream's own host, as nginx does; a Host its
+// Connection header names is kept all the same. No Content-Type is
 // invented for a body that came without one.
 func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte, requestID, clientIP, upstreamHost string) {
 	src := &c.Request().Header
@@ -101,8 +102,14 @@ func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte
 			dst.AddBytesKV(k, v)
 		}
 	}
-	if len(src.Host()) == 0 {
-		dst.SetHost(upstreamHost)
+	if len(dst.Host()) == 0 {
+		// No Host from the client, or one its Connection header named:
+		// a request cannot go without one, and Host is for every hop.
+		if host := src.Host(); len(host) > 0 {
+			dst.SetHostBytes(host)
+		} else {
+			dst.SetHost(upstreamHost)
+		}
 	}
 	dst.Set(fiber.HeaderXRequestID, requestID)
 	dst.Set(fiber.HeaderXForwardedFor, clientIP)
