@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,9 @@ type App struct {
 	upstream *fasthttp.HostClient
 	// draining is set once shutdown has begun; /health then answers 503.
 	draining atomic.Bool
+	// handedOff counts responses written on connections the routes took
+	// over from fasthttp, which its shutdown does not wait for.
+	handedOff sync.WaitGroup
 }
 
 // New builds a gateway from cfg, which must come from config.Load (or be
@@ -108,6 +112,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
 		MaxInFlight:           cfg.MaxInFlight,
 		Metrics:               m,
+		HandedOff:             &a.handedOff,
 	})
 	return a
 }
@@ -197,6 +202,9 @@ func (a *App) Serve(ctx context.Context, ls Listeners) error {
 	// serving; closing the listener makes a late start return at once.
 	ln.Close()
 	<-served
+	if err == nil {
+		err = waitGroup(drainCtx, &a.handedOff)
+	}
 	a.upstream.CloseIdleConnections()
 	if err != nil {
 		// The process is leaving either way; the cut-off requests are
@@ -206,4 +214,19 @@ func (a *App) Serve(ctx context.Context, ls Listeners) error {
 	}
 	a.log.Info("Shutdown complete")
 	return nil
+}
+
+// waitGroup waits for wg, or until ctx is done, and then says so.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

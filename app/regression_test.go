@@ -290,3 +290,58 @@ func TestHTTP10ClientGetsCloseDelimitedBody(t *testing.T) {
 		t.Errorf("got %d access lines for the 3 proxied requests, want 3", access)
 	}
 }
+
+// TestHTTP10CloseDelimitedBodyDrains: fasthttp's shutdown does not wait for
+// a connection it handed over, so the gateway does: a SIGTERM in the middle
+// of an HTTP/1.0 client's close-delimited body lets it finish (a close
+// would otherwise read as its end), within the shutdown timeout.
+func TestHTTP10CloseDelimitedBodyDrains(t *testing.T) {
+	part := strings.Repeat("x", 20_000)
+	const parts = 6
+	up := rawUpstream(t, func(c net.Conn) {
+		if _, _, err := readRequestHead(c); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for range parts {
+			fmt.Fprintf(c, "%x\r\n%s\r\n", len(part), part)
+			time.Sleep(100 * time.Millisecond)
+		}
+		io.WriteString(c, "0\r\n\r\n")
+	})
+	g := startGateway(t, up, func(c *config.Config) { c.ShutdownDelay = 0 })
+
+	c := dial(t, g.addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /api/v1/ingest/doc HTTP/1.0\r\nHost: h\r\n\r\n")
+	br := bufio.NewReader(c)
+	if _, err := br.Peek(1); err != nil {
+		t.Fatal(err)
+	}
+	g.stop() // As SIGTERM does, with the body under way.
+	served := make(chan time.Time, 1)
+	go func() {
+		err := <-g.done
+		served <- time.Now()
+		g.done <- err // For the cleanup's check.
+	}()
+	resp, err := http.ReadResponse(br, &http.Request{Method: "GET", ProtoMajor: 1, ProtoMinor: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	ended := time.Now()
+	if err != nil || len(body) != parts*len(part) {
+		t.Errorf("got %d body bytes (error %v), want all %d", len(body), err, parts*len(part))
+	}
+	select {
+	case at := <-served:
+		// The body takes 600 ms; Serve returning well before its end
+		// means the drain did not wait for it.
+		if early := ended.Sub(at); early > 200*time.Millisecond {
+			t.Errorf("Serve returned %v before the body's end, want after it", early)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Serve did not return after the body was sent")
+	}
+}

@@ -51,6 +51,8 @@ type proxy struct {
 	metrics     *metrics.Metrics
 	// chunks are the buffers bodies are moved with, chunkSize long.
 	chunks *sync.Pool
+	// handedOff, if set, counts bodies sent on taken-over connections.
+	handedOff *sync.WaitGroup
 }
 
 // chunkSize is how much of a streamed body moves per read and write:
@@ -225,6 +227,13 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 	}
 	out.SetBodyStream(body, n)
 	if n < 0 && !c.Request().Header.IsHTTP11() {
+		if p.handedOff != nil {
+			// Done when the body is closed, which fasthttp also does,
+			// releasing the request, should it never hand the
+			// connection over.
+			p.handedOff.Add(1)
+			body.handedOff = p.handedOff.Done
+		}
 		sendCloseDelimited(c.Context(), body)
 	}
 	return nil
@@ -476,6 +485,9 @@ type streamedBody struct {
 	// release, if set, frees the request's in-flight slot.
 	release  func()
 	released bool
+	// handedOff, if set, says the body is done to whoever drains bodies
+	// sent on taken-over connections (see Deps.HandedOff).
+	handedOff func()
 
 	chunks *sync.Pool
 
@@ -597,6 +609,9 @@ func (b *streamedBody) Close() error {
 	fasthttp.ReleaseResponse(b.resp)
 	if b.release != nil {
 		b.release()
+	}
+	if b.handedOff != nil {
+		b.handedOff()
 	}
 	return err
 }

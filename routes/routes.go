@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,11 @@ type Deps struct {
 	MaxInFlight int
 	// Metrics receives every request's measurements. Nil means none kept.
 	Metrics *metrics.Metrics
+	// HandedOff counts responses being written on connections taken over
+	// from fasthttp (an HTTP/1.0 client's body of unknown length): the
+	// server's shutdown does not wait for those, so whoever drains must.
+	// Nil: not counted.
+	HandedOff *sync.WaitGroup
 }
 
 // Register mounts the middleware and routes on app, outermost first. The
@@ -118,6 +124,7 @@ func Register(app *fiber.App, d Deps) {
 		log:          logging.Named(d.Logger, "gateway.proxy"),
 		metrics:      d.Metrics,
 		chunks:       newChunkPool(),
+		handedOff:    d.HandedOff,
 	}
 	if splice.Supported && !d.UpstreamTLS && !d.NoSplice {
 		pipes := splice.NewPipes(largePipes)
