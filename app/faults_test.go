@@ -285,13 +285,16 @@ func TestEarlyUpstreamAnswer(t *testing.T) {
 		size         int
 		splice       bool
 		upstreamConn string // the answer's own Connection header, if any
+		interim      string // an interim answer sent first, if any
 	}{
-		{"spliced", 24 << 20, true, closing},
-		{"copied", 24 << 20, false, closing},
-		{"copied, small", 200 << 10, false, closing},
-		{"spliced, no Connection: close", 24 << 20, true, ""},
-		{"copied, no Connection: close", 24 << 20, false, ""},
-		{"spliced, keep-alive claimed", 24 << 20, true, "Connection: keep-alive\r\n"},
+		{"spliced", 24 << 20, true, closing, ""},
+		{"copied", 24 << 20, false, closing, ""},
+		{"copied, small", 200 << 10, false, closing, ""},
+		{"spliced, no Connection: close", 24 << 20, true, "", ""},
+		{"copied, no Connection: close", 24 << 20, false, "", ""},
+		{"spliced, keep-alive claimed", 24 << 20, true, "Connection: keep-alive\r\n", ""},
+		{"spliced, after 100 Continue", 24 << 20, true, "", "HTTP/1.1 100 Continue\r\n\r\n"},
+		{"copied, after 103 Early Hints", 24 << 20, false, "", "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var conns atomic.Int64
@@ -300,7 +303,7 @@ func TestEarlyUpstreamAnswer(t *testing.T) {
 				if _, _, err := readRequestHead(c); err != nil {
 					return
 				}
-				fmt.Fprintf(c, "HTTP/1.1 415 Unsupported Media Type\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", tc.upstreamConn, len(answer), answer)
+				fmt.Fprintf(c, "%sHTTP/1.1 415 Unsupported Media Type\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s", tc.interim, tc.upstreamConn, len(answer), answer)
 				time.Sleep(50 * time.Millisecond) // Then close, the body unread: a reset.
 			})
 			g := startGateway(t, up, func(c *config.Config) { c.Splice = tc.splice })

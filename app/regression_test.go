@@ -345,3 +345,84 @@ func TestHTTP10CloseDelimitedBodyDrains(t *testing.T) {
 		t.Error("Serve did not return after the body was sent")
 	}
 }
+
+// TestHTTP10KeepAliveGetsOneConnectionHeader: an HTTP/1.0 client asking for
+// keep-alive gets a close-delimited body with Connection: close alone, not
+// also the keep-alive fasthttp would offer it.
+func TestHTTP10KeepAliveGetsOneConnectionHeader(t *testing.T) {
+	up := rawUpstream(t, func(c net.Conn) {
+		if _, _, err := readRequestHead(c); err != nil {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", 40_000, strings.Repeat("k", 40_000))
+	})
+	g := startGateway(t, up, nil)
+	c := dial(t, g.addr)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /api/v1/ingest/doc HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
+	out, err := io.ReadAll(c)
+	head, body, _ := strings.Cut(string(out), "\r\n\r\n")
+	if n := strings.Count(strings.ToLower(head), "\r\nconnection:"); err != nil || n != 1 ||
+		!strings.Contains(strings.ToLower(head), "\r\nconnection: close") || len(body) != 40_000 {
+		t.Errorf("got %d Connection headers, %d body bytes (error %v), want one, close, and all 40000; head:\n%s", n, len(body), err, head)
+	}
+}
+
+// TestHTTP10BodyNotHandedOverIsClosed: when the client goes away before
+// fasthttp hands its connection over (here, behind a pipelined response
+// still held back), the close-delimited body is closed all the same: its
+// upstream connection and in-flight slot are freed, and its access line
+// written.
+func TestHTTP10BodyNotHandedOverIsClosed(t *testing.T) {
+	upClosed := make(chan error, 4)
+	up := rawUpstream(t, func(c net.Conn) {
+		req, _, err := readRequestHead(c)
+		if err != nil {
+			return
+		}
+		slow := req.URL.Path == "/api/v1/slow"
+		if slow {
+			time.Sleep(300 * time.Millisecond) // Meanwhile the client resets.
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+		if !slow {
+			io.WriteString(c, "0\r\n\r\n")
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(4 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		upClosed <- err // EOF once the gateway closes it; a timeout if it leaked.
+	})
+	g := startGateway(t, up, func(c *config.Config) { c.MaxInFlight = 1 })
+
+	c := dial(t, g.addr)
+	io.WriteString(c, "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /api/v1/ingest/slow HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+
+	select {
+	case err := <-upClosed:
+		if !errors.Is(err, io.EOF) {
+			t.Errorf("the upstream connection of the request never sent: got %v, want it closed (EOF)", err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("the upstream never got the slow request")
+	}
+	// With one in-flight slot, the next proxied request must be served.
+	resp := get(t, g.url+"/api/v1/ingest/other")
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("next proxied request: got %d, want 200 (the in-flight slot leaked)", resp.StatusCode)
+	}
+	n := 0
+	for _, l := range g.logs.lines(t) {
+		if l["logger"] == "gateway.access" && l["path"] == "/api/v1/ingest/slow" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("got %d access lines for the request never sent, want 1", n)
+	}
+}

@@ -53,6 +53,9 @@ type proxy struct {
 	chunks *sync.Pool
 	// handedOff, if set, counts bodies sent on taken-over connections.
 	handedOff *sync.WaitGroup
+	// handovers holds, by client connection, the bodies waiting for
+	// fasthttp to hand their connection over (see sendCloseDelimited).
+	handovers sync.Map // net.Conn → *streamedBody
 }
 
 // chunkSize is how much of a streamed body moves per read and write:
@@ -228,13 +231,12 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 	out.SetBodyStream(body, n)
 	if n < 0 && !c.Request().Header.IsHTTP11() {
 		if p.handedOff != nil {
-			// Done when the body is closed, which fasthttp also does,
-			// releasing the request, should it never hand the
-			// connection over.
+			// Done when the body is closed: once sent, or when the
+			// connection closes without being handed over (connClosed).
 			p.handedOff.Add(1)
 			body.handedOff = p.handedOff.Done
 		}
-		sendCloseDelimited(c.Context(), body)
+		p.sendCloseDelimited(c.Context(), body)
 	}
 	return nil
 }
@@ -248,9 +250,17 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 // Transfer-Encoding and with Connection: close, then the body as it comes,
 // and fasthttp closes the connection; if the body broke off, it resets the
 // connection instead, for the client to tell a cut body from a whole one.
-func sendCloseDelimited(ctx *fasthttp.RequestCtx, body *streamedBody) {
+//
+// fasthttp may also close the connection without handing it over (the
+// client went away first): connClosed then closes the body, freeing the
+// upstream connection and the request's in-flight slot.
+func (p *proxy) sendCloseDelimited(ctx *fasthttp.RequestCtx, body *streamedBody) {
+	ctx.SetConnectionClose() // Not the keep-alive fasthttp offers a 1.0 client.
+	client := ctx.Conn()
+	p.handovers.Store(client, body)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(conn net.Conn) {
+		p.handovers.Delete(client)
 		h := &ctx.Response.Header
 		h.Del(fasthttp.HeaderTransferEncoding)
 		h.SetContentLength(-2) // Identity: delimited by the close.
@@ -271,6 +281,17 @@ func sendCloseDelimited(ctx *fasthttp.RequestCtx, body *streamedBody) {
 		}
 		body.CloseWithError(err)
 	})
+}
+
+// errNotHandedOver is why a close-delimited body was never sent.
+var errNotHandedOver = errors.New("client connection closed before the response was sent")
+
+// connClosed is told of every client connection fasthttp closes: a body
+// still waiting for the connection's handover is not going to be sent.
+func (p *proxy) connClosed(c net.Conn) {
+	if b, ok := p.handovers.LoadAndDelete(c); ok {
+		b.(*streamedBody).CloseWithError(errNotHandedOver)
+	}
 }
 
 // addSlash redirects {prefix}/ingest to {prefix}/ingest/, keeping the

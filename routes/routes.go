@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"io"
 	"log/slog"
+	"net"
 	"reflect"
 	"strconv"
 	"strings"
@@ -148,6 +149,15 @@ func Register(app *fiber.App, d Deps) {
 	srv.ErrorHandler = serverErrorHandler(bare)
 	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", bare)
 	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
+		if prev != nil {
+			prev(c, s)
+		}
+		if s == fasthttp.StateClosed {
+			p.connClosed(c)
+		}
+	}
 }
 
 // largePipes is how many transfers at once, uploads and downloads alike,

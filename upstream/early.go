@@ -3,6 +3,7 @@ package upstream
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"syscall"
 	"time"
@@ -42,7 +43,10 @@ type earlyAnswer struct {
 	reading bool
 }
 
-var errAnsweredEarly = errors.New("upstream connection closed after an early answer")
+// errAnsweredEarly is what a connection that took an early answer says to
+// a next request. It wraps EPIPE, the broken pipe the connection really is,
+// so that the request counts as sent on a dead connection (isStaleConn).
+var errAnsweredEarly = fmt.Errorf("upstream connection closed after an early answer: %w", syscall.EPIPE)
 
 // takeEarlyAnswer reports whether, after a write failed with err, an
 // answer of the upstream was found and the connection now serves it.
@@ -58,27 +62,70 @@ func (c *idleTimeoutConn) takeEarlyAnswer(err error) bool {
 		return false
 	}
 	buf := make([]byte, earlyAnswerHead)
-	n, end := 0, -1
-	for n < len(buf) && end < 0 {
+	n, at := 0, -1
+	for n < len(buf) && at < 0 {
 		k, err := c.Conn.Read(buf[n:])
 		n += k
-		end = bytes.Index(buf[:n], []byte("\r\n\r\n"))
+		at = finalHeadEnd(buf[:n])
 		if err != nil {
 			break
 		}
 	}
 	// Back to the idle deadline last set (zero: none).
-	if c.Conn.SetReadDeadline(c.readBy) != nil || end < 0 || !bytes.HasPrefix(buf, []byte("HTTP/1.")) {
+	if c.Conn.SetReadDeadline(c.readBy) != nil || at < 0 {
 		return false
 	}
-	// Appended last, so it wins over a Connection header of the answer's
-	// own (fasthttp keeps the last one).
+	// Added last, so it wins over a Connection header of the answer's own
+	// (fasthttp keeps the last one).
 	pending := make([]byte, 0, n+len("Connection: close\r\n"))
-	pending = append(pending, buf[:end+2]...)
+	pending = append(pending, buf[:at]...)
 	pending = append(pending, "Connection: close\r\n"...)
-	pending = append(pending, buf[end+2:n]...)
+	pending = append(pending, buf[at:n]...)
 	c.early = &earlyAnswer{pending: pending}
 	return true
+}
+
+// finalHeadEnd returns where, in b, the blank line ending the head of the
+// final answer starts, past any interim (1xx) answers before it, or -1 if
+// b does not hold the whole head of an HTTP/1.x answer. Lines may end with
+// CRLF or, as fasthttp also accepts, a bare LF.
+func finalHeadEnd(b []byte) int {
+	for head, i := 0, 0; ; {
+		if i == head && !bytes.HasPrefix(b[head:], []byte("HTTP/1.")) {
+			return -1
+		}
+		nl := bytes.IndexByte(b[i:], '\n')
+		if nl < 0 {
+			return -1
+		}
+		next := i + nl + 1
+		if len(bytes.TrimSuffix(b[i:i+nl], []byte("\r"))) > 0 {
+			i = next
+			continue
+		}
+		// A blank line: the end of this answer's head.
+		if code := statusCode(b[head:]); code >= 200 || code == 101 {
+			return i
+		}
+		head, i = next, next // An interim answer; the final one follows.
+	}
+}
+
+// statusCode reads the status code of the status line b starts with, or
+// returns 0.
+func statusCode(b []byte) int {
+	_, rest, ok := bytes.Cut(b, []byte(" "))
+	if !ok || len(rest) < 3 {
+		return 0
+	}
+	code := 0
+	for _, d := range rest[:3] {
+		if d < '0' || d > '9' {
+			return 0
+		}
+		code = code*10 + int(d-'0')
+	}
+	return code
 }
 
 // readEarly serves reads from the early answer; ok is false when the
@@ -99,7 +146,7 @@ func (c *idleTimeoutConn) readEarly(p []byte) (n int, ok bool) {
 
 // writeEarly drops what a connection that took an early answer is asked to
 // write: the rest of the request body, or, should fasthttp ever reuse the
-// connection, an error.
+// connection, an error it takes for a connection found dead, as it is.
 func (c *idleTimeoutConn) writeEarly(p []byte) (int, error) {
 	if c.early.reading {
 		return 0, &net.OpError{Op: "write", Net: "tcp", Addr: c.RemoteAddr(), Err: errAnsweredEarly}
