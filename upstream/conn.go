@@ -158,7 +158,8 @@ func (cs *Conns) Source(local net.Addr) (splice.Side, bool) {
 	}
 	c := v.(*idleTimeoutConn)
 	sc, ok := c.Conn.(syscall.Conn)
-	if !ok {
+	if !ok || c.early != nil {
+		// An early answer's bytes may still wait in c, not in the socket.
 		return splice.Side{}, false
 	}
 	raw, err := sc.SyscallConn()
