@@ -103,8 +103,9 @@ func finalHeadEnd(b []byte) int {
 			i = next
 			continue
 		}
-		// A blank line: the end of this answer's head.
-		if code := statusCode(b[head:]); code >= 200 || code == 101 {
+		// A blank line: the end of this answer's head. Only a 1xx but 101
+		// is interim, as for fasthttp's own parser.
+		if code := statusCode(b[head:]); code < 100 || code >= 200 || code == 101 {
 			return i
 		}
 		head, i = next, next // An interim answer; the final one follows.
@@ -115,6 +116,7 @@ func finalHeadEnd(b []byte) int {
 // returns 0.
 func statusCode(b []byte) int {
 	_, rest, ok := bytes.Cut(b, []byte(" "))
+	rest = bytes.TrimLeft(rest, " ")
 	if !ok || len(rest) < 3 {
 		return 0
 	}
