@@ -230,12 +230,6 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 	}
 	out.SetBodyStream(body, n)
 	if n < 0 && !c.Request().Header.IsHTTP11() {
-		if p.handedOff != nil {
-			// Done when the body is closed: once sent, or when the
-			// connection closes without being handed over (connClosed).
-			p.handedOff.Add(1)
-			body.handedOff = p.handedOff.Done
-		}
 		p.sendCloseDelimited(c.Context(), body)
 	}
 	return nil
@@ -255,6 +249,12 @@ func (p *proxy) respond(c *fiber.Ctx, resp *fasthttp.Response) error {
 // client went away first): connClosed then closes the body, freeing the
 // upstream connection and the request's in-flight slot.
 func (p *proxy) sendCloseDelimited(ctx *fasthttp.RequestCtx, body *streamedBody) {
+	if p.handedOff != nil {
+		// Done when the body is closed: once sent, or when the
+		// connection closes without being handed over (connClosed).
+		p.handedOff.Add(1)
+		body.handedOff = p.handedOff.Done
+	}
 	ctx.SetConnectionClose() // Not the keep-alive fasthttp offers a 1.0 client.
 	client := ctx.Conn()
 	p.handovers.Store(client, body)
@@ -443,12 +443,11 @@ func (b *requestBody) SpliceTo(dst splice.Side, n int64) (int64, error) {
 	}}
 	moved, err := b.pipes.Copy(dst, src, n)
 	b.read += moved
-	var srcErr *splice.SourceError
-	if errors.As(err, &srcErr) {
-		b.err = srcErr.Err
-		return moved, srcErr.Err
+	if srcErr, _ := splitSpliceError(err); srcErr != nil {
+		b.err = srcErr
+		return moved, srcErr
 	}
-	return moved, err
+	return moved, err // Still a *splice.DestinationError, if the upstream's.
 }
 
 // DropRest implements upstream.Splicer. Only a spliced body gets here, and
