@@ -153,10 +153,12 @@ type Config struct {
 	// both must be set.
 	JWKSURL string
 
-	// JWTAlgorithms lists the accepted "alg" values; "none" never is.
-	// GATEWAY_JWT_ALGORITHMS, comma-separated, default: HS256 when only a
-	// secret is set, RS256 and ES256 when only JWKS, all three with both.
-	JWTAlgorithms []string
+	// JWTAlgorithms lists the accepted "alg" values, comma-separated in
+	// canonical spelling ("HS256,RS256"); "none" never is. A string, not a
+	// slice, so that Config stays comparable: see Algorithms.
+	// GATEWAY_JWT_ALGORITHMS, default: HS256 when only a secret is set,
+	// RS256,ES256 when only JWKS, all three with both.
+	JWTAlgorithms string
 
 	// JWTIssuer and JWTAudience are checked when set.
 	// GATEWAY_JWT_ISSUER, GATEWAY_JWT_AUDIENCE, default unset.
@@ -234,6 +236,14 @@ func (c Config) Addr() string {
 // AdminAddr is the admin listener's address, host:port.
 func (c Config) AdminAddr() string {
 	return net.JoinHostPort(c.Host, strconv.Itoa(c.AdminPort))
+}
+
+// Algorithms returns JWTAlgorithms as a list.
+func (c Config) Algorithms() []string {
+	if c.JWTAlgorithms == "" {
+		return nil
+	}
+	return strings.Split(c.JWTAlgorithms, ",")
 }
 
 // AllowedOrigins lists the origins CORS lets in, credentials included.
@@ -562,7 +572,7 @@ func (p *parser) auth(c *Config) {
 		if bad || len(algs) == 0 {
 			p.fail("GATEWAY_JWT_ALGORITHMS", "must be a comma-separated list of "+strings.Join(SupportedJWTAlgorithms, ", ")+` ("none" is never accepted)`, v)
 		} else {
-			c.JWTAlgorithms = algs
+			c.JWTAlgorithms = strings.Join(algs, ",")
 		}
 	}
 	if c.AuthMode != "jwt" {
@@ -572,20 +582,22 @@ func (p *parser) auth(c *Config) {
 		p.fail("GATEWAY_AUTH_MODE", "jwt needs GATEWAY_JWT_SECRET (at least 32 bytes) or GATEWAY_JWKS_URL", "jwt")
 		return
 	}
-	if c.JWTAlgorithms == nil {
+	if c.JWTAlgorithms == "" {
+		var algs []string
 		if c.JWTSecret != "" {
-			c.JWTAlgorithms = append(c.JWTAlgorithms, "HS256")
+			algs = append(algs, "HS256")
 		}
 		if c.JWKSURL != "" {
-			c.JWTAlgorithms = append(c.JWTAlgorithms, "RS256", "ES256")
+			algs = append(algs, "RS256", "ES256")
 		}
+		c.JWTAlgorithms = strings.Join(algs, ",")
 	}
-	for _, a := range c.JWTAlgorithms {
+	for _, a := range c.Algorithms() {
 		if strings.HasPrefix(a, "HS") && c.JWTSecret == "" {
-			p.fail("GATEWAY_JWT_ALGORITHMS", a+" needs GATEWAY_JWT_SECRET", strings.Join(c.JWTAlgorithms, ","))
+			p.fail("GATEWAY_JWT_ALGORITHMS", a+" needs GATEWAY_JWT_SECRET", c.JWTAlgorithms)
 		}
 		if !strings.HasPrefix(a, "HS") && c.JWKSURL == "" {
-			p.fail("GATEWAY_JWT_ALGORITHMS", a+" needs GATEWAY_JWKS_URL", strings.Join(c.JWTAlgorithms, ","))
+			p.fail("GATEWAY_JWT_ALGORITHMS", a+" needs GATEWAY_JWKS_URL", c.JWTAlgorithms)
 		}
 	}
 }
