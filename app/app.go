@@ -49,6 +49,8 @@ type App struct {
 	// handedOff counts responses written on connections the routes took
 	// over from fasthttp, which its shutdown does not wait for.
 	handedOff sync.WaitGroup
+	// stopAuth ends the token verifier's JWKS refreshes.
+	stopAuth context.CancelFunc
 }
 
 // New builds a gateway from cfg, which must come from config.Load (or be
@@ -94,6 +96,8 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		Concurrency:  cfg.MaxClientConns,
 		ErrorHandler: routes.ErrorHandler(log),
 	})
+	verifier, stopAuth := newVerifier(cfg, a.log, m)
+	a.stopAuth = stopAuth
 	// Idle keep-alive connections must not hold shutdown open.
 	a.fiber.Server().CloseOnShutdown = true
 	routes.Register(a.fiber, routes.Deps{
@@ -113,6 +117,8 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		MaxInFlight:           cfg.MaxInFlight,
 		Metrics:               m,
 		HandedOff:             &a.handedOff,
+		Auth:                  verifier,
+		StripAuthorization:    verifier != nil && !cfg.ForwardAuthorization,
 	})
 	return a
 }
@@ -166,6 +172,7 @@ func Listen(cfg config.Config) (Listeners, error) {
 // upstream client. It returns nil after a clean drain.
 func (a *App) Serve(ctx context.Context, ls Listeners) error {
 	ln := ls.Public
+	defer a.stopAuth()
 	go a.admin.Serve(ls.Admin)
 	defer a.admin.Close()
 	a.log.Info("Gateway listening",

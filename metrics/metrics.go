@@ -32,6 +32,11 @@ type Metrics struct {
 	// through, in each direction.
 	RequestBodyBytes  prometheus.Counter
 	ResponseBodyBytes prometheus.Counter
+	// AuthFailures counts refused tokens by reason (auth.Reasons, a fixed
+	// set, pre-created at zero by routes).
+	AuthFailures *prometheus.CounterVec
+	// JWKSFetches counts key set fetches by result: ok or error.
+	JWKSFetches *prometheus.CounterVec
 }
 
 // New creates the instruments and registers them, with Go runtime and
@@ -71,7 +76,18 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "gateway_response_body_bytes_total",
 			Help: "Response body bytes sent to clients.",
 		}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_auth_failures_total",
+			Help: "Requests refused by authentication, by reason.",
+		}, []string{"reason"}),
+		JWKSFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_jwks_refreshes_total",
+			Help: "JWKS key set fetches (scheduled, unknown kid, retries at start), by result.",
+		}, []string{"result"}),
 	}
+	m.JWKSFetches.WithLabelValues("ok")
+	m.JWKSFetches.WithLabelValues("error")
+	reg.MustRegister(m.AuthFailures, m.JWKSFetches)
 	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors,
 		m.InFlight, m.RequestBodyBytes, m.ResponseBodyBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -57,6 +57,10 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 		line.method = strings.Clone(c.Method())
 		line.path = string(c.Request().URI().PathOriginal())
 		line.companyID = string(in.Peek("X-Company-ID"))
+		if id, ok := IdentityOf(c); ok {
+			// The token's, never the token itself.
+			line.userID, line.companyID = id.UserID, id.CompanyID
+		}
 		line.traceID = traceID(in.Peek("Traceparent"))
 		line.status = c.Response().StatusCode()
 		if body, ok := c.Response().BodyStream().(*streamedBody); ok {
@@ -72,10 +76,10 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 // included, so that one allocation serves both. Its strings are copies:
 // the line may be written after Fiber has reused the context.
 type accessLine struct {
-	requestID, method, path, companyID, traceID string
-	status                                      int
-	start                                       time.Time
-	stats                                       requestStats
+	requestID, method, path, companyID, userID, traceID string
+	status                                              int
+	start                                               time.Time
+	stats                                               requestStats
 }
 
 // finish records the completed request: metrics, then the log line.
@@ -119,6 +123,9 @@ func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64
 		slog.String("company_id", l.companyID),
 		slog.String("trace_id", l.traceID),
 	)
+	if l.userID != "" {
+		r.AddAttrs(slog.String("user_id", l.userID))
+	}
 	if cause != nil {
 		brokenBy := "upstream"
 		if upstreamErr == nil {

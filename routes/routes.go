@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/auth"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/splice"
@@ -68,6 +69,12 @@ type Deps struct {
 	ClientBodyIdleTimeout time.Duration
 	// MaxInFlight bounds requests being proxied at once.
 	MaxInFlight int
+	// Auth verifies the bearer token of every proxied request and sets the
+	// tenant headers from it. Nil: authentication off, headers untouched.
+	Auth *auth.Verifier
+	// StripAuthorization keeps the client's Authorization header from the
+	// ingest service (GATEWAY_FORWARD_AUTHORIZATION=false, jwt mode only).
+	StripAuthorization bool
 	// Metrics receives every request's measurements. Nil means none kept.
 	Metrics *metrics.Metrics
 	// HandedOff counts responses being written on connections taken over
@@ -138,7 +145,15 @@ func Register(app *fiber.App, d Deps) {
 			p.downloads = &downloadSplice{pipes: pipes, conns: d.UpstreamConns, connWriter: connBodyWriter()}
 		}
 	}
-	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
+	for _, r := range auth.Reasons {
+		d.Metrics.AuthFailures.WithLabelValues(string(r))
+	}
+	proxied := []fiber.Handler{limitInFlight(d.MaxInFlight), p.handle}
+	if d.Auth != nil {
+		// Before admission: a refused request never takes a slot.
+		proxied = append([]fiber.Handler{requireToken(d.Auth, d.Metrics, d.StripAuthorization)}, proxied...)
+	}
+	app.All(ingest+"/*", proxied...)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
@@ -149,6 +164,9 @@ func Register(app *fiber.App, d Deps) {
 	srv.ErrorHandler = serverErrorHandler(bare)
 	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", bare)
 	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
+	if d.Auth != nil {
+		srv.ExpectHandler = refuseUnauthenticated(srv.ExpectHandler, d.Auth, ingest+"/", d.Metrics, bare)
+	}
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
 		if prev != nil {
