@@ -34,7 +34,7 @@ type keyServer struct {
 	fetches atomic.Int64
 }
 
-func newKeyServer(t *testing.T) *keyServer {
+func newKeyServer(t testing.TB) *keyServer {
 	ks := &keyServer{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
