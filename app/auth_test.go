@@ -115,7 +115,9 @@ func TestAuthReplacesTenantHeaders(t *testing.T) {
 	if got := get("Authorization"); len(got) != 1 {
 		t.Errorf("Authorization not forwarded by default: %q", got)
 	}
-	line := g.logs.waitLine(t, 5*time.Second, func(l map[string]any) bool { return l["path"] == "/api/v1/ingest/echo" && l["logger"] == "gateway.access" })
+	line := g.logs.waitLine(t, 5*time.Second, func(l map[string]any) bool {
+		return l["path"] == "/api/v1/ingest/echo" && l["logger"] == "gateway.access"
+	})
 	if line["user_id"] != "u-1" || line["company_id"] != "acme" {
 		t.Errorf("access line: %v", line)
 	}
