@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/admission"
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/linger"
 	"github.com/atenex/gateway/logging"
@@ -111,11 +112,32 @@ func New(cfg config.Config, log *slog.Logger) *App {
 
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
-		MaxInFlight:           cfg.MaxInFlight,
-		Metrics:               m,
-		HandedOff:             &a.handedOff,
+		Admission: routes.Budgets{
+			Requests:  newBudget(cfg, cfg.MaxInFlight, m.Admission(metrics.BudgetRequests)),
+			Transfers: newBudget(cfg, cfg.MaxInFlightTransfers, m.Admission(metrics.BudgetTransfers)),
+		},
+		Metrics:   m,
+		HandedOff: &a.handedOff,
 	})
 	return a
+}
+
+// standingQueue is how long an admission queue must stay non-empty to
+// count as a standing queue of sustained overload rather than a burst: a
+// burst of a few thousand small requests drains within it (3,000 at once
+// take about 1.3 s on two shared cores).
+const standingQueue = 2 * time.Second
+
+// newBudget is one admission budget of limit requests at once.
+func newBudget(cfg config.Config, limit int, m metrics.Budget) *admission.Limiter {
+	return admission.New(admission.Options{
+		Limit:     limit,
+		MaxQueued: cfg.MaxQueued,
+		Timeout:   cfg.QueueTimeout,
+		Target:    cfg.QueueTargetDelay,
+		Interval:  standingQueue,
+		OnQueue:   func(d int) { m.Queue.Add(float64(d)) },
+	})
 }
 
 // adminMux serves the operators' endpoints: Prometheus metrics and Go's
