@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -14,6 +15,12 @@ import (
 // open-loop generator that grew workers under a slow target would open
 // connections the others never see, and the comparison would not be fair.
 const rateWorkers = 16
+
+// rateProcs is the kit's GOMAXPROCS during a constant-rate run: vegeta
+// runs in the kit's process and shares the machine's 2 cores with the
+// target and the mock; one core's worth of it is plenty for the rates a
+// 2-core machine's proxies take, and leaves the same room to every target.
+const rateProcs = 1
 
 // rateOutcome is one constant-rate run of small GETs against one target.
 type rateOutcome struct {
@@ -29,6 +36,7 @@ type rateOutcome struct {
 // shows up as latency, not as a lower offered rate. Bounded by d and by
 // ctx.
 func runRate(ctx context.Context, url string, rate int, d time.Duration) rateOutcome {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(rateProcs))
 	targeter := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodGet, URL: url})
 	atk := vegeta.NewAttacker(
 		vegeta.Workers(rateWorkers), vegeta.MaxWorkers(rateWorkers),
