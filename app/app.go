@@ -15,7 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/admission"
 	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/linger"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/routes"
@@ -114,13 +116,34 @@ func New(cfg config.Config, log *slog.Logger) *App {
 
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
-		MaxInFlight:           cfg.MaxInFlight,
-		Metrics:               m,
-		HandedOff:             &a.handedOff,
-		Auth:                  verifier,
-		StripAuthorization:    verifier != nil && !cfg.ForwardAuthorization,
+		Admission: routes.Budgets{
+			Requests:  newBudget(cfg, cfg.MaxInFlight, m.Admission(metrics.BudgetRequests)),
+			Transfers: newBudget(cfg, cfg.MaxInFlightTransfers, m.Admission(metrics.BudgetTransfers)),
+		},
+		Metrics:            m,
+		HandedOff:          &a.handedOff,
+		Auth:               verifier,
+		StripAuthorization: verifier != nil && !cfg.ForwardAuthorization,
 	})
 	return a
+}
+
+// standingQueue is how long an admission queue must stay non-empty to
+// count as a standing queue of sustained overload rather than a burst: a
+// burst of a few thousand small requests drains within it (3,000 at once
+// take about 1.3 s on two shared cores).
+const standingQueue = 2 * time.Second
+
+// newBudget is one admission budget of limit requests at once.
+func newBudget(cfg config.Config, limit int, m metrics.Budget) *admission.Limiter {
+	return admission.New(admission.Options{
+		Limit:     limit,
+		MaxQueued: cfg.MaxQueued,
+		Timeout:   cfg.QueueTimeout,
+		Target:    cfg.QueueTargetDelay,
+		Interval:  standingQueue,
+		OnQueue:   func(d int) { m.Queue.Add(float64(d)) },
+	})
 }
 
 // adminMux serves the operators' endpoints: Prometheus metrics and Go's
@@ -171,8 +194,10 @@ func Listen(cfg config.Config) (Listeners, error) {
 // finish for up to the configured shutdown timeout, and closes the
 // upstream client. It returns nil after a clean drain.
 func (a *App) Serve(ctx context.Context, ls Listeners) error {
-	ln := ls.Public
 	defer a.stopAuth()
+	opts := linger.DefaultOptions()
+	opts.Time, opts.Timeout = a.cfg.LingeringTime, a.cfg.LingeringTimeout
+	ln := linger.NewListener(ls.Public, opts)
 	go a.admin.Serve(ls.Admin)
 	defer a.admin.Close()
 	a.log.Info("Gateway listening",
@@ -211,6 +236,10 @@ func (a *App) Serve(ctx context.Context, ls Listeners) error {
 	<-served
 	if err == nil {
 		err = waitGroup(drainCtx, &a.handedOff)
+	}
+	// Answers given early are still reaching their clients.
+	if !ln.Wait(drainCtx.Done()) && err == nil {
+		err = drainCtx.Err()
 	}
 	a.upstream.CloseIdleConnections()
 	if err != nil {

@@ -117,11 +117,43 @@ type Config struct {
 	// GATEWAY_CLIENT_IDLE_TIMEOUT, seconds, default 75.
 	ClientIdleTimeout time.Duration
 
-	// MaxInFlight bounds requests being proxied at once; beyond it a
-	// request is refused at once with 503 and Retry-After, so that overload
-	// costs neither memory nor latency for the requests already admitted.
+	// MaxInFlight bounds small requests being proxied at once; beyond it a
+	// request waits its turn in a queue (see MaxQueued).
 	// GATEWAY_MAX_IN_FLIGHT, default 512.
 	MaxInFlight int
+
+	// MaxInFlightTransfers bounds long transfers at once, a budget of their
+	// own: uploads with a chunked body or more than 1 MiB, and streamed
+	// downloads. GATEWAY_MAX_IN_FLIGHT_TRANSFERS, default 512.
+	MaxInFlightTransfers int
+
+	// MaxQueued bounds the requests waiting for a slot, per budget; past it
+	// a request is refused at once with 503 and Retry-After. 0 queues none.
+	// GATEWAY_MAX_QUEUED, default 4096.
+	MaxQueued int
+
+	// QueueTimeout is the longest a request waits for a slot before 503.
+	// GATEWAY_QUEUE_TIMEOUT, seconds, default 5.
+	QueueTimeout time.Duration
+
+	// QueueTargetDelay is the longest wait once the queue has stood
+	// non-empty for two seconds (sustained overload, not a burst):
+	// waiters older than it are refused, so the admitted keep short waits
+	// (CoDel's target). GATEWAY_QUEUE_TARGET_DELAY, seconds, default 0.1;
+	// 0 = plain FIFO up to QueueTimeout.
+	QueueTargetDelay time.Duration
+
+	// LingeringTime bounds how long a connection answered before the
+	// client finished sending (413, 431, a refusal) is kept open, its
+	// write side shut, reading and discarding what the client still
+	// sends, so that the client reads the answer rather than a reset
+	// (nginx's lingering_time). GATEWAY_LINGERING_TIME, seconds, default 30.
+	LingeringTime time.Duration
+
+	// LingeringTimeout ends that lingering once the client has sent
+	// nothing for this long (nginx's lingering_timeout).
+	// GATEWAY_LINGERING_TIMEOUT, seconds, default 5.
+	LingeringTimeout time.Duration
 
 	// MaxClientConns bounds open client connections; beyond it fasthttp
 	// refuses new ones with 503. GATEWAY_MAX_CLIENT_CONNECTIONS, default 4096.
@@ -213,7 +245,13 @@ func Default() Config {
 		ClientBodyIdleTimeout:   60 * time.Second,
 		ClientIdleTimeout:       75 * time.Second,
 		MaxInFlight:             512,
+		MaxInFlightTransfers:    512,
+		MaxQueued:               4096,
+		QueueTimeout:            5 * time.Second,
+		QueueTargetDelay:        100 * time.Millisecond,
 		MaxClientConns:          4096,
+		LingeringTime:           30 * time.Second,
+		LingeringTimeout:        5 * time.Second,
 		Splice:                  true,
 		AdminPort:               9090,
 		AuthMode:                "none",
@@ -295,7 +333,13 @@ func Load(environ []string) (Config, error) {
 	p.seconds("GATEWAY_CLIENT_BODY_IDLE_TIMEOUT", &c.ClientBodyIdleTimeout)
 	p.seconds("GATEWAY_CLIENT_IDLE_TIMEOUT", &c.ClientIdleTimeout)
 	p.integer("GATEWAY_MAX_IN_FLIGHT", &c.MaxInFlight, 1, 1<<20)
+	p.integer("GATEWAY_MAX_IN_FLIGHT_TRANSFERS", &c.MaxInFlightTransfers, 1, 1<<20)
+	p.integer("GATEWAY_MAX_QUEUED", &c.MaxQueued, 0, 1<<20)
+	p.seconds("GATEWAY_QUEUE_TIMEOUT", &c.QueueTimeout)
+	p.secondsOrZero("GATEWAY_QUEUE_TARGET_DELAY", &c.QueueTargetDelay)
 	p.integer("GATEWAY_MAX_CLIENT_CONNECTIONS", &c.MaxClientConns, 1, 1<<20)
+	p.seconds("GATEWAY_LINGERING_TIME", &c.LingeringTime)
+	p.seconds("GATEWAY_LINGERING_TIMEOUT", &c.LingeringTimeout)
 	p.boolean("GATEWAY_SPLICE", &c.Splice)
 	p.str("HOST", &c.Host, host)
 	p.integer("PORT", &c.Port, 0, 65535)

@@ -68,7 +68,13 @@ func TestDefault(t *testing.T) {
 		"ClientBodyIdleTimeout":   60 * time.Second,
 		"ClientIdleTimeout":       75 * time.Second,
 		"MaxInFlight":             512,
+		"MaxInFlightTransfers":    512,
+		"MaxQueued":               4096,
+		"QueueTimeout":            5 * time.Second,
+		"QueueTargetDelay":        100 * time.Millisecond,
 		"MaxClientConns":          4096,
+		"LingeringTime":           30 * time.Second,
+		"LingeringTimeout":        5 * time.Second,
 		"Splice":                  true,
 		"AdminPort":               9090,
 		"Host":                    "0.0.0.0",
@@ -141,6 +147,22 @@ func TestLoadParsesEachVariable(t *testing.T) {
 			name:    "project name",
 			environ: []string{"GATEWAY_PROJECT_NAME=Atenex Gateway"},
 			edit:    func(c *config.Config) { c.ProjectName = "Atenex Gateway" },
+		},
+		{
+			name:    "lingering close bounds",
+			environ: []string{"GATEWAY_LINGERING_TIME=10", "GATEWAY_LINGERING_TIMEOUT=0.5"},
+			edit: func(c *config.Config) {
+				c.LingeringTime, c.LingeringTimeout = 10*time.Second, 500*time.Millisecond
+			},
+		},
+		{
+			name: "admission",
+			environ: []string{"GATEWAY_MAX_IN_FLIGHT_TRANSFERS=64", "GATEWAY_MAX_QUEUED=0",
+				"GATEWAY_QUEUE_TIMEOUT=2.5", "GATEWAY_QUEUE_TARGET_DELAY=0"},
+			edit: func(c *config.Config) {
+				c.MaxInFlightTransfers, c.MaxQueued = 64, 0
+				c.QueueTimeout, c.QueueTargetDelay = 2500*time.Millisecond, 0
+			},
 		},
 		{
 			name:    "splice off",

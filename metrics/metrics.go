@@ -32,11 +32,54 @@ type Metrics struct {
 	// through, in each direction.
 	RequestBodyBytes  prometheus.Counter
 	ResponseBodyBytes prometheus.Counter
-	// AuthFailures counts refused tokens by reason (auth.Reasons, a fixed
-	// set, pre-created at zero by routes).
+
+	// AdmissionQueueLength, AdmissionWait and AdmissionRefusals follow the
+	// admission queues, per budget (BudgetRequests, BudgetTransfers):
+	// requests waiting now, how long each waited (refused or not), and
+	// refusals by reason (queue_full, queue_timeout).
+	AdmissionQueueLength *prometheus.GaugeVec
+	AdmissionWait        *prometheus.HistogramVec
+	AdmissionRefusals    *prometheus.CounterVec
+	// AuthFailures counts refused tokens by reason (AuthFailureReasons).
 	AuthFailures *prometheus.CounterVec
 	// JWKSFetches counts key set fetches by result: ok or error.
 	JWKSFetches *prometheus.CounterVec
+}
+
+// The admission budgets, the values of the budget label.
+const (
+	BudgetRequests  = "requests"
+	BudgetTransfers = "transfers"
+)
+
+// UpstreamErrorKinds are the values of gateway_upstream_errors_total's
+// kind label, created at 0 so a healthy gateway shows 0, not no data.
+var UpstreamErrorKinds = []string{"refused", "timeout", "reset", "bad_response", "pool_exhausted", "client_abort"}
+
+// AuthFailureReasons are the values of gateway_auth_failures_total's
+// reason label (package auth's Reasons; a routes test keeps the two
+// lists equal), created at 0.
+var AuthFailureReasons = []string{"missing", "malformed", "signature", "expired", "not_yet_valid",
+	"issuer", "audience", "no_company", "keys_unavailable"}
+
+// JWKSResults are the values of gateway_jwks_refreshes_total's result label.
+var JWKSResults = []string{"ok", "error"}
+
+// Budget is one admission budget's instruments, looked up once.
+type Budget struct {
+	Queue                   prometheus.Gauge
+	Wait                    prometheus.Observer
+	QueueFull, QueueTimeout prometheus.Counter
+}
+
+// Admission returns the instruments of one budget.
+func (m *Metrics) Admission(budget string) Budget {
+	return Budget{
+		Queue:        m.AdmissionQueueLength.WithLabelValues(budget),
+		Wait:         m.AdmissionWait.WithLabelValues(budget),
+		QueueFull:    m.AdmissionRefusals.WithLabelValues(budget, "queue_full"),
+		QueueTimeout: m.AdmissionRefusals.WithLabelValues(budget, "queue_timeout"),
+	}
 }
 
 // New creates the instruments and registers them, with Go runtime and
@@ -76,6 +119,19 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "gateway_response_body_bytes_total",
 			Help: "Response body bytes sent to clients.",
 		}),
+		AdmissionQueueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gateway_admission_queue_length",
+			Help: "Requests waiting for an admission slot now, by budget.",
+		}, []string{"budget"}),
+		AdmissionWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gateway_admission_wait_seconds",
+			Help:    "Time a request waited for an admission slot, admitted or refused, by budget.",
+			Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"budget"}),
+		AdmissionRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_admission_refusals_total",
+			Help: "Requests refused 503 by admission, by budget and reason.",
+		}, []string{"budget", "reason"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_auth_failures_total",
 			Help: "Requests refused by authentication, by reason.",
@@ -85,9 +141,20 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "JWKS key set fetches (scheduled, unknown kid, retries at start), by result.",
 		}, []string{"result"}),
 	}
-	m.JWKSFetches.WithLabelValues("ok")
-	m.JWKSFetches.WithLabelValues("error")
-	reg.MustRegister(m.AuthFailures, m.JWKSFetches)
+	// Every series with a fixed label set exists from the start, at 0.
+	for _, kind := range UpstreamErrorKinds {
+		m.UpstreamErrors.WithLabelValues(kind)
+	}
+	for _, b := range []string{BudgetRequests, BudgetTransfers} {
+		m.Admission(b)
+	}
+	for _, r := range AuthFailureReasons {
+		m.AuthFailures.WithLabelValues(r)
+	}
+	for _, r := range JWKSResults {
+		m.JWKSFetches.WithLabelValues(r)
+	}
+	reg.MustRegister(m.AdmissionQueueLength, m.AdmissionWait, m.AdmissionRefusals, m.AuthFailures, m.JWKSFetches)
 	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors,
 		m.InFlight, m.RequestBodyBytes, m.ResponseBodyBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -44,17 +44,11 @@ func authStatus(f *auth.Failure) (status int, challenge string) {
 	return fiber.StatusUnauthorized, `Bearer realm="gateway", error="invalid_token"`
 }
 
-// bodyComing reports whether the request has a body the gateway has not
-// read: a refusal must then close the connection, or the rest of the body
-// would be taken for the next request.
-func bodyComing(h *fasthttp.RequestHeader) bool {
-	return h.ContentLength() != 0 && !h.IsGet() && !h.IsHead()
-}
-
 // requireToken verifies the bearer token of each proxied request. A
 // refused request is answered at once, never proxied and its body never
 // read; an accepted one has its tenant headers replaced by the token's
-// and its identity stored for IdentityOf. Methods the proxy answers 405
+// and its identity stored for IdentityOf. A refusal is made from the
+// headers alone, so it readies the connection with answerBeforeBody. Methods the proxy answers 405
 // pass through unverified: that answer is the gateway's own.
 func requireToken(v *auth.Verifier, m *metrics.Metrics, stripAuthorization bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
@@ -72,9 +66,7 @@ func requireToken(v *auth.Verifier, m *metrics.Metrics, stripAuthorization bool)
 			if status == fiber.StatusServiceUnavailable {
 				c.Set(fiber.HeaderRetryAfter, "5")
 			}
-			if bodyComing(in) {
-				c.Context().SetConnectionClose()
-			}
+			answerBeforeBody(c.Context())
 			return fiber.NewError(status, f.Detail)
 		}
 		for _, h := range tenantHeaders {
@@ -120,7 +112,7 @@ func refuseUnauthenticated(next func(*fasthttp.RequestCtx) int, v *auth.Verifier
 		if status == fiber.StatusServiceUnavailable {
 			ctx.Response.Header.Set(fiber.HeaderRetryAfter, "5")
 		}
-		ctx.SetConnectionClose()
+		closeLingering(ctx) // for clients that send the body anyway
 		bare.answer(ctx, status, f.Detail)
 		return status
 	}

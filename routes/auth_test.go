@@ -30,8 +30,7 @@ func FuzzAuthMiddleware(f *testing.F) {
 	}
 	app := fiber.New(fiber.Config{ErrorHandler: ErrorHandler(slog.New(slog.DiscardHandler)), DisableStartupMessage: true})
 	Register(app, Deps{ProjectName: "x", APIPrefix: "/api/v1", Upstream: okUpstream{}, UpstreamHost: "up",
-		Health: func() string { return "" }, Logger: slog.New(slog.DiscardHandler), MaxInFlight: 8,
-		ClientBodyIdleTimeout: time.Second, Auth: v, NoSplice: true})
+		Health: func() string { return "" }, Logger: slog.New(slog.DiscardHandler), ClientBodyIdleTimeout: time.Second, Auth: v, NoSplice: true})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		f.Fatal(err)

@@ -9,12 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/admission"
 	"github.com/atenex/gateway/auth"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
@@ -67,8 +66,9 @@ type Deps struct {
 	// ClientBodyIdleTimeout is the longest a client may leave an upload or
 	// a download without progress.
 	ClientBodyIdleTimeout time.Duration
-	// MaxInFlight bounds requests being proxied at once.
-	MaxInFlight int
+	// Admission holds the budgets of requests proxied at once. The zero
+	// value admits 512 of each kind and queues none.
+	Admission Budgets
 	// Auth verifies the bearer token of every proxied request and sets the
 	// tenant headers from it. Nil: authentication off, headers untouched.
 	Auth *auth.Verifier
@@ -91,6 +91,12 @@ type Deps struct {
 func Register(app *fiber.App, d Deps) {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New(prometheus.NewRegistry())
+	}
+	if d.Admission.Requests == nil {
+		d.Admission.Requests = admission.New(admission.Options{Limit: 512})
+	}
+	if d.Admission.Transfers == nil {
+		d.Admission.Transfers = admission.New(admission.Options{Limit: 512})
 	}
 	access := logging.Named(d.Logger, "gateway.access")
 	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger)))
@@ -145,10 +151,7 @@ func Register(app *fiber.App, d Deps) {
 			p.downloads = &downloadSplice{pipes: pipes, conns: d.UpstreamConns, connWriter: connBodyWriter()}
 		}
 	}
-	for _, r := range auth.Reasons {
-		d.Metrics.AuthFailures.WithLabelValues(string(r))
-	}
-	proxied := []fiber.Handler{limitInFlight(d.MaxInFlight), p.handle}
+	proxied := []fiber.Handler{admit(d.Admission, d.Metrics), p.handle}
 	if d.Auth != nil {
 		// Before admission: a refused request never takes a slot.
 		proxied = append([]fiber.Handler{requireToken(d.Auth, d.Metrics, d.StripAuthorization)}, proxied...)
@@ -219,31 +222,4 @@ func readBufferSize(app *fiber.App) int {
 		return n
 	}
 	return 4096 // fasthttp's default
-}
-
-// limitInFlight refuses requests beyond max at once, with 503 and
-// Retry-After, rather than queueing them: under overload, memory stays
-// bounded and the requests already admitted keep their latency.
-func limitInFlight(max int) fiber.Handler {
-	var inFlight atomic.Int64
-	return func(c *fiber.Ctx) error {
-		if inFlight.Add(1) > int64(max) {
-			inFlight.Add(-1)
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds))
-			return fiber.NewError(fiber.StatusServiceUnavailable, detailOverloaded)
-		}
-		handedOver := false
-		defer func() { // deferred: a panic must free the slot too
-			if !handedOver {
-				inFlight.Add(-1)
-			}
-		}()
-		err := c.Next()
-		// A streamed response holds its slot until its last byte is out.
-		if body, ok := c.Response().BodyStream().(*streamedBody); ok && err == nil {
-			body.release = func() { inFlight.Add(-1) }
-			handedOver = true
-		}
-		return err
-	}
 }
