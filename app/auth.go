@@ -29,6 +29,7 @@ func newVerifier(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*auth
 		UserClaim:    cfg.JWTUserClaim,
 		EmailClaim:   cfg.JWTEmailClaim,
 		JWKSRefresh:  cfg.JWKSRefresh,
+		CacheSize:    cfg.JWTCacheSize,
 		OnFetch: func(err error) {
 			if err != nil {
 				m.JWKSFetches.WithLabelValues("error").Inc()

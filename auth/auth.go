@@ -9,6 +9,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,6 +87,12 @@ type Config struct {
 	HTTPClient *http.Client
 	// OnFetch is called after each JWKS fetch with its error (nil: success).
 	OnFetch func(err error)
+	// CacheSize bounds how many verified tokens are remembered, so that
+	// the same token is not checked again on every request (see
+	// tokenCache). 0: no cache, every request verified in full.
+	CacheSize int
+	// Now is the clock of the cache; default time.Now.
+	Now func() time.Time
 }
 
 // Verifier checks bearer tokens. It is safe for concurrent use.
@@ -95,6 +102,7 @@ type Verifier struct {
 	jwks   keyfunc.Keyfunc // nil without JWKSURL
 	loaded atomic.Bool     // a JWKS fetch has succeeded once
 	hmac   map[string]bool
+	cache  *tokenCache // nil without CacheSize
 }
 
 // New builds a Verifier. With a JWKS URL it starts fetching in the
@@ -110,7 +118,10 @@ func New(ctx context.Context, c Config) (*Verifier, error) {
 	if c.JWKSRefresh <= 0 {
 		c.JWKSRefresh = 5 * time.Minute
 	}
-	v := &Verifier{cfg: c, hmac: map[string]bool{}}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	v := &Verifier{cfg: c, hmac: map[string]bool{}, cache: newTokenCache(c.CacheSize)}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(c.Algorithms),
 		jwt.WithLeeway(c.Leeway),
@@ -224,6 +235,22 @@ func (v *Verifier) Verify(ctx context.Context, authorization string) (Identity, 
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return fail(ReasonMalformed, "Invalid authorization header")
 	}
+	var key [sha256.Size]byte
+	if v.cache != nil {
+		key = sha256.Sum256([]byte(tok))
+		if id, ok := v.cache.get(key, v.cfg.Now()); ok {
+			return id, nil
+		}
+	}
+	id, f := v.verify(ctx, tok)
+	if f == nil && v.cache != nil {
+		v.cache.put(key, id, v.cfg.Now())
+	}
+	return id, f
+}
+
+// verify checks the signature and claims of a bearer token in full.
+func (v *Verifier) verify(ctx context.Context, tok string) (Identity, *Failure) {
 	claims := jwt.MapClaims{}
 	t, err := v.parser.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
 		alg, _ := t.Header["alg"].(string)

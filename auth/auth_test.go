@@ -102,12 +102,16 @@ func with(k string, v any) jwt.MapClaims {
 	return c
 }
 
-func newVerifier(t testing.TB, url string) *Verifier {
+func newVerifier(t testing.TB, url string, edits ...func(*Config)) *Verifier {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	v, err := New(ctx, Config{Secret: []byte(secret), JWKSURL: url, Algorithms: []string{"HS256", "RS256", "ES256"},
+	c := Config{Secret: []byte(secret), JWKSURL: url, Algorithms: []string{"HS256", "RS256", "ES256"},
 		Issuer: "https://issuer.test", Audience: "gateway", Leeway: 30 * time.Second,
-		CompanyClaim: "company_id", UserClaim: "sub", EmailClaim: "email", UnknownKIDEvery: 50 * time.Millisecond})
+		CompanyClaim: "company_id", UserClaim: "sub", EmailClaim: "email", UnknownKIDEvery: 50 * time.Millisecond}
+	for _, e := range edits {
+		e(&c)
+	}
+	v, err := New(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +119,7 @@ func newVerifier(t testing.TB, url string) *Verifier {
 }
 
 // waitReady polls, bounded, until the first JWKS fetch has landed.
-func waitReady(t *testing.T, v *Verifier) {
+func waitReady(t testing.TB, v *Verifier) {
 	deadline := time.Now().Add(5 * time.Second)
 	for !v.KeysReady() {
 		if time.Now().After(deadline) {

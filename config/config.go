@@ -218,6 +218,12 @@ type Config struct {
 	// the ingest service. GATEWAY_FORWARD_AUTHORIZATION, default true.
 	ForwardAuthorization bool
 
+	// JWTCacheSize bounds how many verified tokens are remembered (until
+	// their exp, at most 5 minutes) so that a client's repeated token is
+	// not verified again on every request. GATEWAY_JWT_CACHE_SIZE, default
+	// 10000; 0 verifies every request in full.
+	JWTCacheSize int
+
 	// Host and Port are where the gateway listens. HOST, default "0.0.0.0";
 	// PORT, default 8080 (0 picks a free port).
 	Host string
@@ -261,6 +267,7 @@ func Default() Config {
 		JWTEmailClaim:           "email",
 		JWKSRefresh:             5 * time.Minute,
 		ForwardAuthorization:    true,
+		JWTCacheSize:            10000,
 		Host:                    "0.0.0.0",
 		Port:                    8080,
 	}
@@ -599,6 +606,7 @@ func (p *parser) auth(c *Config) {
 	p.str("GATEWAY_JWT_EMAIL_CLAIM", &c.JWTEmailClaim, claimPath)
 	p.seconds("GATEWAY_JWKS_REFRESH_INTERVAL", &c.JWKSRefresh)
 	p.boolean("GATEWAY_FORWARD_AUTHORIZATION", &c.ForwardAuthorization)
+	p.integer("GATEWAY_JWT_CACHE_SIZE", &c.JWTCacheSize, 0, 1<<20)
 	if v, ok := p.env["GATEWAY_JWT_ALGORITHMS"]; ok {
 		var algs []string
 		bad := false

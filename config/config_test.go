@@ -91,6 +91,7 @@ func TestDefault(t *testing.T) {
 		"JWTEmailClaim":           "email",
 		"JWKSRefresh":             5 * time.Minute,
 		"ForwardAuthorization":    true,
+		"JWTCacheSize":            10000,
 	}
 	got := fields(c)
 	for name, w := range want {
@@ -809,8 +810,15 @@ func TestLoadAuth(t *testing.T) {
 				}
 				return ""
 			}},
-		{name: "every problem at once", environ: []string{"GATEWAY_AUTH_MODE=jwt", "GATEWAY_JWT_SECRET=short", "GATEWAY_JWT_ALGORITHMS=none", "GATEWAY_JWT_COMPANY_CLAIM=a..b", "GATEWAY_JWT_LEEWAY=-1", "GATEWAY_JWKS_URL=ftp://x"},
-			wantErrs: []string{"GATEWAY_JWT_SECRET", "GATEWAY_JWT_ALGORITHMS", "GATEWAY_JWT_COMPANY_CLAIM", "GATEWAY_JWT_LEEWAY", "GATEWAY_JWKS_URL", "GATEWAY_AUTH_MODE"}},
+		{name: "cache size", environ: []string{"GATEWAY_AUTH_MODE=jwt", secret, "GATEWAY_JWT_CACHE_SIZE=0"},
+			check: func(c config.Config) string {
+				if c.JWTCacheSize != 0 {
+					return fmt.Sprintf("JWTCacheSize %d, want 0", c.JWTCacheSize)
+				}
+				return ""
+			}},
+		{name: "every problem at once", environ: []string{"GATEWAY_AUTH_MODE=jwt", "GATEWAY_JWT_SECRET=short", "GATEWAY_JWT_CACHE_SIZE=-1", "GATEWAY_JWT_ALGORITHMS=none", "GATEWAY_JWT_COMPANY_CLAIM=a..b", "GATEWAY_JWT_LEEWAY=-1", "GATEWAY_JWKS_URL=ftp://x"},
+			wantErrs: []string{"GATEWAY_JWT_SECRET", "GATEWAY_JWT_CACHE_SIZE", "GATEWAY_JWT_ALGORITHMS", "GATEWAY_JWT_COMPANY_CLAIM", "GATEWAY_JWT_LEEWAY", "GATEWAY_JWKS_URL", "GATEWAY_AUTH_MODE"}},
 		{name: "RS256 without JWKS", environ: []string{"GATEWAY_AUTH_MODE=jwt", secret, "GATEWAY_JWT_ALGORITHMS=RS256"},
 			wantErrs: []string{"RS256 needs GATEWAY_JWKS_URL"}},
 		{name: "unknown mode", environ: []string{"GATEWAY_AUTH_MODE=basic"}, wantErrs: []string{"must be none or jwt"}},
