@@ -296,6 +296,9 @@ func TestAuthOpenRoutes(t *testing.T) {
 		t.Errorf("unknown path: got %d, WWW-Authenticate %q; want the gateway's 404", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	detailOf(t, resp)
+	if resp := get(t, g.url+"/api/v1/ingest"); resp.StatusCode != 307 {
+		t.Errorf("GET /api/v1/ingest: got %d, want the gateway's 307", resp.StatusCode)
+	}
 	req, _ = http.NewRequest(http.MethodHead, g.url+"/api/v1/ingest/echo", nil)
 	if resp := do(t, req); resp.StatusCode != 405 || resp.Header.Get("WWW-Authenticate") != "" {
 		t.Errorf("HEAD: got %d, want the gateway's own 405", resp.StatusCode)
