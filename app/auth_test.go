@@ -61,7 +61,7 @@ type keyServer struct {
 	fetches atomic.Int64
 }
 
-func startKeyServer(t *testing.T) *keyServer {
+func startKeyServer(t testing.TB) *keyServer {
 	ks := &keyServer{}
 	ks.url = serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ks.fetches.Add(1)
@@ -121,7 +121,7 @@ func claims(edit func(jwt.MapClaims)) jwt.MapClaims {
 	return c
 }
 
-func signed(t *testing.T, m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
+func signed(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, c)
 	if kid != "" {
