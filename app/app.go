@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
@@ -107,6 +108,7 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		NoSplice:       !cfg.Splice,
 		Health:         a.healthProblem,
 		Logger:         log,
+		TrustedProxies: clientip.New(cfg.TrustedProxies),
 
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -139,6 +140,14 @@ type Config struct {
 	// GATEWAY_ADMIN_PORT, default 9090; 0 picks a free port.
 	AdminPort int
 
+	// TrustedProxies are the networks of the proxies in front of the
+	// gateway (the cluster's ingress) whose X-Forwarded-For, -Proto and
+	// -Host are believed: the client is then the right-most untrusted
+	// address of X-Forwarded-For, and the chain is extended, not replaced.
+	// GATEWAY_TRUSTED_PROXIES, comma-separated CIDRs or addresses, default
+	// none: every client X-Forwarded-* is replaced, the gateway is the edge.
+	TrustedProxies []netip.Prefix
+
 	// Host and Port are where the gateway listens. HOST, default "0.0.0.0";
 	// PORT, default 8080 (0 picks a free port).
 	Host string
@@ -235,6 +244,7 @@ func Load(environ []string) (Config, error) {
 	p.integer("GATEWAY_MAX_IN_FLIGHT", &c.MaxInFlight, 1, 1<<20)
 	p.integer("GATEWAY_MAX_CLIENT_CONNECTIONS", &c.MaxClientConns, 1, 1<<20)
 	p.boolean("GATEWAY_SPLICE", &c.Splice)
+	p.prefixes("GATEWAY_TRUSTED_PROXIES", &c.TrustedProxies)
 	p.str("HOST", &c.Host, host)
 	p.integer("PORT", &c.Port, 0, 65535)
 	p.integer("GATEWAY_ADMIN_PORT", &c.AdminPort, 0, 65535)
@@ -373,6 +383,32 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	return n * mult, nil
+}
+
+// prefixes reads a comma-separated list of CIDRs; a bare address stands
+// for itself alone.
+func (p *parser) prefixes(name string, dst *[]netip.Prefix) {
+	v, ok := p.env[name]
+	if !ok {
+		return
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		pr, err := netip.ParsePrefix(f)
+		if a, aerr := netip.ParseAddr(f); aerr == nil {
+			pr, err = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+		}
+		if err != nil {
+			p.fail(name, "must be a comma-separated list of CIDRs such as 10.0.0.0/8,fd00::/8", v)
+			return
+		}
+		out = append(out, pr.Masked())
+	}
+	*dst = out
 }
 
 func (p *parser) url(name string, dst **url.URL) {

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ func fields(c config.Config) map[string]any {
 		ingest = c.IngestURL.String()
 	}
 	m["IngestURL"] = ingest
+	m["TrustedProxies"] = fmt.Sprint(c.TrustedProxies) // a slice: not comparable
 	return m
 }
 
@@ -70,6 +72,7 @@ func TestDefault(t *testing.T) {
 		"MaxInFlight":             512,
 		"MaxClientConns":          4096,
 		"Splice":                  true,
+		"TrustedProxies":          "[]",
 		"AdminPort":               9090,
 		"Host":                    "0.0.0.0",
 		"Port":                    8080,
@@ -139,6 +142,14 @@ func TestLoadParsesEachVariable(t *testing.T) {
 			name:    "splice off, pydantic spelling",
 			environ: []string{"gateway_splice= Off "},
 			edit:    func(c *config.Config) { c.Splice = false },
+		},
+		{
+			name:    "trusted proxies",
+			environ: []string{"GATEWAY_TRUSTED_PROXIES= 10.0.0.0/8, 192.0.2.1 ,fd00::/8"},
+			edit: func(c *config.Config) {
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
+					netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("fd00::/8")}
+			},
 		},
 		{
 			name:    "splice on",
@@ -548,6 +559,8 @@ func invalidValues() []invalid {
 	tests := []invalid{
 		{name: "project name empty", key: "GATEWAY_PROJECT_NAME", value: ""},
 		{name: "splice not a bool", key: "GATEWAY_SPLICE", value: "sometimes"},
+		{name: "trusted proxies not a CIDR", key: "GATEWAY_TRUSTED_PROXIES", value: "10.0.0.0/8,ingress"},
+		{name: "trusted proxies bad mask", key: "GATEWAY_TRUSTED_PROXIES", value: "10.0.0.0/33"},
 		{name: "splice empty", key: "GATEWAY_SPLICE", value: ""},
 		{name: "project name blank", key: "GATEWAY_PROJECT_NAME", value: "   "},
 

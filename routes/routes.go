@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/splice"
@@ -58,6 +59,8 @@ type Deps struct {
 	// Health reports whether the gateway can serve: "" when it can, or why
 	// not. /health answers 503 with that reason otherwise.
 	Health func() string
+	// TrustedProxies says whose X-Forwarded-* to believe; nil: nobody's.
+	TrustedProxies *clientip.Resolver
 	// Logger receives the access log and errors.
 	Logger *slog.Logger
 
@@ -86,7 +89,7 @@ func Register(app *fiber.App, d Deps) {
 		d.Metrics = metrics.New(prometheus.NewRegistry())
 	}
 	access := logging.Named(d.Logger, "gateway.access")
-	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger)))
+	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger), d.TrustedProxies))
 	app.Use(screenRequest)
 	app.Use(requestid.New(requestid.Config{
 		Header:     fiber.HeaderXRequestID,
