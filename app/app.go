@@ -19,6 +19,7 @@ import (
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
+	"github.com/atenex/gateway/ratelimit"
 	"github.com/atenex/gateway/routes"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
@@ -98,17 +99,19 @@ func New(cfg config.Config, log *slog.Logger) *App {
 	// Idle keep-alive connections must not hold shutdown open.
 	a.fiber.Server().CloseOnShutdown = true
 	routes.Register(a.fiber, routes.Deps{
-		ProjectName:    cfg.ProjectName,
-		APIPrefix:      cfg.APIPrefix,
-		AllowedOrigins: cfg.AllowedOrigins(),
-		Upstream:       a.upstream,
-		UpstreamHost:   cfg.IngestURL.Host,
-		UpstreamTLS:    cfg.IngestURL.Scheme == "https",
-		UpstreamConns:  conns,
-		NoSplice:       !cfg.Splice,
-		Health:         a.healthProblem,
-		Logger:         log,
-		TrustedProxies: clientip.New(cfg.TrustedProxies),
+		ProjectName:        cfg.ProjectName,
+		APIPrefix:          cfg.APIPrefix,
+		AllowedOrigins:     cfg.AllowedOrigins(),
+		Upstream:           a.upstream,
+		UpstreamHost:       cfg.IngestURL.Host,
+		UpstreamTLS:        cfg.IngestURL.Scheme == "https",
+		UpstreamConns:      conns,
+		NoSplice:           !cfg.Splice,
+		Health:             a.healthProblem,
+		Logger:             log,
+		TrustedProxies:     clientip.New(cfg.TrustedProxies),
+		RateLimit:          rateLimit(cfg),
+		RateLimitByCompany: cfg.RateLimitKey == "company",
 
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
@@ -118,6 +121,18 @@ func New(cfg config.Config, log *slog.Logger) *App {
 	})
 	return a
 }
+
+// rateLimit builds the configured rate limit, or nil for none.
+func rateLimit(cfg config.Config) *ratelimit.Memory {
+	if cfg.RateLimitCount == 0 {
+		return nil
+	}
+	return ratelimit.NewMemory(ratelimit.Limit{Count: cfg.RateLimitCount, Period: cfg.RateLimitPeriod, Burst: cfg.RateLimitBurst}, rateLimitKeys)
+}
+
+// rateLimitKeys bounds the memory store: about 16 MiB at most, measured
+// by ratelimit.TestMemoryBound.
+const rateLimitKeys = 1 << 18
 
 // adminMux serves the operators' endpoints: Prometheus metrics and Go's
 // profiler. It is only ever on the admin listener.

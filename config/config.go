@@ -148,6 +148,24 @@ type Config struct {
 	// none: every client X-Forwarded-* is replaced, the gateway is the edge.
 	TrustedProxies []netip.Prefix
 
+	// RateLimitCount requests per RateLimitPeriod are allowed per key on
+	// the proxied routes (never /, /health or CORS preflights); more are
+	// answered 429. GATEWAY_RATE_LIMIT, such as "100/s", "6000/m" or
+	// "100000/h"; default unset, no limit (RateLimitCount 0).
+	RateLimitCount  int
+	RateLimitPeriod time.Duration
+
+	// RateLimitBurst is how many requests a key may send at once.
+	// GATEWAY_RATE_LIMIT_BURST, default RateLimitCount (one period's worth).
+	RateLimitBurst int
+
+	// RateLimitKey is what the limit counts per: "client_ip" (the client
+	// address, behind TrustedProxies the real one) or "company" (the
+	// X-Company-ID header: from the verified token when auth is on,
+	// otherwise the client's own, and so advisory).
+	// GATEWAY_RATE_LIMIT_KEY, default "client_ip".
+	RateLimitKey string
+
 	// Host and Port are where the gateway listens. HOST, default "0.0.0.0";
 	// PORT, default 8080 (0 picks a free port).
 	Host string
@@ -177,6 +195,7 @@ func Default() Config {
 		MaxInFlight:             512,
 		MaxClientConns:          4096,
 		Splice:                  true,
+		RateLimitKey:            "client_ip",
 		AdminPort:               9090,
 		Host:                    "0.0.0.0",
 		Port:                    8080,
@@ -245,6 +264,10 @@ func Load(environ []string) (Config, error) {
 	p.integer("GATEWAY_MAX_CLIENT_CONNECTIONS", &c.MaxClientConns, 1, 1<<20)
 	p.boolean("GATEWAY_SPLICE", &c.Splice)
 	p.prefixes("GATEWAY_TRUSTED_PROXIES", &c.TrustedProxies)
+	p.rate("GATEWAY_RATE_LIMIT", &c.RateLimitCount, &c.RateLimitPeriod)
+	c.RateLimitBurst = c.RateLimitCount
+	p.integer("GATEWAY_RATE_LIMIT_BURST", &c.RateLimitBurst, 1, 1<<30)
+	p.str("GATEWAY_RATE_LIMIT_KEY", &c.RateLimitKey, oneOf("client_ip", "company"))
 	p.str("HOST", &c.Host, host)
 	p.integer("PORT", &c.Port, 0, 65535)
 	p.integer("GATEWAY_ADMIN_PORT", &c.AdminPort, 0, 65535)
@@ -383,6 +406,33 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	return n * mult, nil
+}
+
+// rate reads "count/unit" with unit s, m or h.
+func (p *parser) rate(name string, count *int, period *time.Duration) {
+	v, ok := p.env[name]
+	if !ok || strings.TrimSpace(v) == "" {
+		return
+	}
+	n, unit, _ := strings.Cut(strings.TrimSpace(v), "/")
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[strings.TrimSpace(unit)]
+	k, err := strconv.Atoi(strings.TrimSpace(n))
+	if err != nil || k < 1 || k > 1<<30 || per == 0 {
+		p.fail(name, `must be requests per second, minute or hour, such as "100/s" or "6000/m"`, v)
+		return
+	}
+	*count, *period = k, per
+}
+
+// oneOf accepts one of values, in any case.
+func oneOf(values ...string) func(string) (string, string) {
+	return func(v string) (string, string) {
+		low := strings.ToLower(strings.TrimSpace(v))
+		if slices.Contains(values, low) {
+			return low, ""
+		}
+		return "", "must be one of " + strings.Join(values, ", ")
+	}
 }
 
 // prefixes reads a comma-separated list of CIDRs; a bare address stands

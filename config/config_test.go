@@ -73,6 +73,10 @@ func TestDefault(t *testing.T) {
 		"MaxClientConns":          4096,
 		"Splice":                  true,
 		"TrustedProxies":          "[]",
+		"RateLimitCount":          0,
+		"RateLimitPeriod":         time.Duration(0),
+		"RateLimitBurst":          0,
+		"RateLimitKey":            "client_ip",
 		"AdminPort":               9090,
 		"Host":                    "0.0.0.0",
 		"Port":                    8080,
@@ -149,6 +153,20 @@ func TestLoadParsesEachVariable(t *testing.T) {
 			edit: func(c *config.Config) {
 				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
 					netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("fd00::/8")}
+			},
+		},
+		{
+			name:    "rate limit",
+			environ: []string{"GATEWAY_RATE_LIMIT=6000/m", "GATEWAY_RATE_LIMIT_KEY=Company"},
+			edit: func(c *config.Config) {
+				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst, c.RateLimitKey = 6000, time.Minute, 6000, "company"
+			},
+		},
+		{
+			name:    "rate limit with burst",
+			environ: []string{"GATEWAY_RATE_LIMIT=100/s", "GATEWAY_RATE_LIMIT_BURST=10"},
+			edit: func(c *config.Config) {
+				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 100, time.Second, 10
 			},
 		},
 		{
@@ -560,6 +578,11 @@ func invalidValues() []invalid {
 		{name: "project name empty", key: "GATEWAY_PROJECT_NAME", value: ""},
 		{name: "splice not a bool", key: "GATEWAY_SPLICE", value: "sometimes"},
 		{name: "trusted proxies not a CIDR", key: "GATEWAY_TRUSTED_PROXIES", value: "10.0.0.0/8,ingress"},
+		{name: "rate limit no unit", key: "GATEWAY_RATE_LIMIT", value: "100"},
+		{name: "rate limit bad unit", key: "GATEWAY_RATE_LIMIT", value: "100/d"},
+		{name: "rate limit zero", key: "GATEWAY_RATE_LIMIT", value: "0/s"},
+		{name: "rate limit key unknown", key: "GATEWAY_RATE_LIMIT_KEY", value: "user"},
+		{name: "rate limit burst zero", key: "GATEWAY_RATE_LIMIT_BURST", value: "0"},
 		{name: "trusted proxies bad mask", key: "GATEWAY_TRUSTED_PROXIES", value: "10.0.0.0/33"},
 		{name: "splice empty", key: "GATEWAY_SPLICE", value: ""},
 		{name: "project name blank", key: "GATEWAY_PROJECT_NAME", value: "   "},

@@ -26,6 +26,9 @@ type Metrics struct {
 	// UpstreamErrors counts failed upstream exchanges by kind: refused,
 	// timeout, reset, bad_response, pool_exhausted, client_abort.
 	UpstreamErrors *prometheus.CounterVec
+	// RateLimited counts requests refused 429 by the rate limit, by what
+	// it counts per: client_ip or company.
+	RateLimited *prometheus.CounterVec
 	// InFlight is the number of requests being handled now.
 	InFlight prometheus.Gauge
 	// RequestBodyBytes and ResponseBodyBytes count body bytes passed
@@ -59,6 +62,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "gateway_upstream_errors_total",
 			Help: "Failed exchanges with the ingest service, by kind.",
 		}, []string{"kind"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_rate_limited_total",
+			Help: "Requests refused by the rate limit, by what it counts per.",
+		}, []string{"key"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gateway_http_requests_in_flight",
 			Help: "Requests being handled now.",
@@ -72,7 +79,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help: "Response body bytes sent to clients.",
 		}),
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors,
+	for _, key := range []string{"client_ip", "company"} {
+		m.RateLimited.WithLabelValues(key) // shown at 0 before the first refusal
+	}
+	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors, m.RateLimited,
 		m.InFlight, m.RequestBodyBytes, m.ResponseBodyBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -28,6 +28,8 @@ const (
 	detailOverloaded  = "Gateway is overloaded, try again shortly."
 	detailTooLarge    = "Request body too large."
 	detailInvalidPath = "Invalid path."
+	// detailTooManyRequests is the 429 of a rate limit (ratelimit/).
+	detailTooManyRequests = "Too many requests."
 )
 
 // retryAfterSeconds is what a client told "busy" should wait.

@@ -18,6 +18,7 @@ import (
 	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
+	"github.com/atenex/gateway/ratelimit"
 	"github.com/atenex/gateway/splice"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
@@ -71,6 +72,10 @@ type Deps struct {
 	ClientBodyIdleTimeout time.Duration
 	// MaxInFlight bounds requests being proxied at once.
 	MaxInFlight int
+	// RateLimit, when not nil, limits each client (or each company, with
+	// RateLimitByCompany) on the proxied routes: over it, 429.
+	RateLimit          *ratelimit.Memory
+	RateLimitByCompany bool
 	// Metrics receives every request's measurements. Nil means none kept.
 	Metrics *metrics.Metrics
 	// HandedOff counts responses being written on connections taken over
@@ -141,7 +146,15 @@ func Register(app *fiber.App, d Deps) {
 			p.downloads = &downloadSplice{pipes: pipes, conns: d.UpstreamConns, connWriter: connBodyWriter()}
 		}
 	}
-	app.All(ingest+"/*", limitInFlight(d.MaxInFlight), p.handle)
+	// The rate limit comes before the in-flight limit: a client over its
+	// rate must not take an in-flight slot even for a moment.
+	ingestChain := []fiber.Handler{limitInFlight(d.MaxInFlight), p.handle}
+	var limiter *rateLimiter
+	if d.RateLimit != nil {
+		limiter = &rateLimiter{limit: d.RateLimit, byCompany: d.RateLimitByCompany, trusted: d.TrustedProxies, metrics: d.Metrics}
+		ingestChain = append([]fiber.Handler{limiter.handler()}, ingestChain...)
+	}
+	app.All(ingest+"/*", ingestChain...)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
@@ -152,6 +165,9 @@ func Register(app *fiber.App, d Deps) {
 	srv.ErrorHandler = serverErrorHandler(bare)
 	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", bare)
 	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
+	if limiter != nil {
+		srv.ExpectHandler = limiter.expect(srv.ExpectHandler, ingest+"/", bare)
+	}
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
 		if prev != nil {
