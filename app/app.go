@@ -17,6 +17,7 @@ import (
 
 	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/linger"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/ratelimit"
@@ -182,7 +183,9 @@ func Listen(cfg config.Config) (Listeners, error) {
 // finish for up to the configured shutdown timeout, and closes the
 // upstream client. It returns nil after a clean drain.
 func (a *App) Serve(ctx context.Context, ls Listeners) error {
-	ln := ls.Public
+	opts := linger.DefaultOptions()
+	opts.Time, opts.Timeout = a.cfg.LingeringTime, a.cfg.LingeringTimeout
+	ln := linger.NewListener(ls.Public, opts)
 	go a.admin.Serve(ls.Admin)
 	defer a.admin.Close()
 	a.log.Info("Gateway listening",
@@ -221,6 +224,10 @@ func (a *App) Serve(ctx context.Context, ls Listeners) error {
 	<-served
 	if err == nil {
 		err = waitGroup(drainCtx, &a.handedOff)
+	}
+	// Answers given early are still reaching their clients.
+	if !ln.Wait(drainCtx.Done()) && err == nil {
+		err = drainCtx.Err()
 	}
 	a.upstream.CloseIdleConnections()
 	if err != nil {

@@ -124,6 +124,18 @@ type Config struct {
 	// GATEWAY_MAX_IN_FLIGHT, default 512.
 	MaxInFlight int
 
+	// LingeringTime bounds how long a connection answered before the
+	// client finished sending (413, 431, a refusal) is kept open, its
+	// write side shut, reading and discarding what the client still
+	// sends, so that the client reads the answer rather than a reset
+	// (nginx's lingering_time). GATEWAY_LINGERING_TIME, seconds, default 30.
+	LingeringTime time.Duration
+
+	// LingeringTimeout ends that lingering once the client has sent
+	// nothing for this long (nginx's lingering_timeout).
+	// GATEWAY_LINGERING_TIMEOUT, seconds, default 5.
+	LingeringTimeout time.Duration
+
 	// MaxClientConns bounds open client connections; beyond it fasthttp
 	// refuses new ones with 503. GATEWAY_MAX_CLIENT_CONNECTIONS, default 4096.
 	MaxClientConns int
@@ -194,6 +206,8 @@ func Default() Config {
 		ClientIdleTimeout:       75 * time.Second,
 		MaxInFlight:             512,
 		MaxClientConns:          4096,
+		LingeringTime:           30 * time.Second,
+		LingeringTimeout:        5 * time.Second,
 		Splice:                  true,
 		RateLimitKey:            "client_ip",
 		AdminPort:               9090,
@@ -262,6 +276,8 @@ func Load(environ []string) (Config, error) {
 	p.seconds("GATEWAY_CLIENT_IDLE_TIMEOUT", &c.ClientIdleTimeout)
 	p.integer("GATEWAY_MAX_IN_FLIGHT", &c.MaxInFlight, 1, 1<<20)
 	p.integer("GATEWAY_MAX_CLIENT_CONNECTIONS", &c.MaxClientConns, 1, 1<<20)
+	p.seconds("GATEWAY_LINGERING_TIME", &c.LingeringTime)
+	p.seconds("GATEWAY_LINGERING_TIMEOUT", &c.LingeringTimeout)
 	p.boolean("GATEWAY_SPLICE", &c.Splice)
 	p.prefixes("GATEWAY_TRUSTED_PROXIES", &c.TrustedProxies)
 	p.rate("GATEWAY_RATE_LIMIT", &c.RateLimitCount, &c.RateLimitPeriod)

@@ -71,6 +71,8 @@ func TestDefault(t *testing.T) {
 		"ClientIdleTimeout":       75 * time.Second,
 		"MaxInFlight":             512,
 		"MaxClientConns":          4096,
+		"LingeringTime":           30 * time.Second,
+		"LingeringTimeout":        5 * time.Second,
 		"Splice":                  true,
 		"TrustedProxies":          "[]",
 		"RateLimitCount":          0,
@@ -136,6 +138,13 @@ func TestLoadParsesEachVariable(t *testing.T) {
 			name:    "project name",
 			environ: []string{"GATEWAY_PROJECT_NAME=Atenex Gateway"},
 			edit:    func(c *config.Config) { c.ProjectName = "Atenex Gateway" },
+		},
+		{
+			name:    "lingering close bounds",
+			environ: []string{"GATEWAY_LINGERING_TIME=10", "GATEWAY_LINGERING_TIMEOUT=0.5"},
+			edit: func(c *config.Config) {
+				c.LingeringTime, c.LingeringTimeout = 10*time.Second, 500*time.Millisecond
+			},
 		},
 		{
 			name:    "splice off",

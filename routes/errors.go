@@ -73,6 +73,9 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		switch {
 		case errors.As(err, &fe):
 			status, detail = fe.Code, fe.Message
+			// Most such answers come before the body is read (404, 405,
+			// refusals); those after it have closed lingering already.
+			answerBeforeBody(c.Context())
 		case errors.As(err, &ue):
 			status, detail = statusOf(ue.kind)
 			if ue.kind == upstream.KindPoolExhausted {
@@ -129,7 +132,7 @@ func serverErrorHandler(bare bareAnswerer) func(*fasthttp.RequestCtx, error) {
 		case errors.As(err, &netErr) && netErr.Timeout():
 			status, detail = fiber.StatusRequestTimeout, "Request timed out."
 		}
-		ctx.SetConnectionClose()
+		closeLingering(ctx)
 		bare.answer(ctx, status, detail)
 	}
 }
@@ -146,6 +149,7 @@ func knownMethodsOnly(next fasthttp.RequestHandler, ingestPrefix string, bare ba
 			next(ctx)
 			return
 		}
+		answerBeforeBody(ctx)
 		if bytes.HasPrefix(ctx.URI().PathOriginal(), []byte(ingestPrefix)) {
 			ctx.Response.Header.Set(fiber.HeaderAllow, allowedMethods)
 			bare.answer(ctx, fiber.StatusMethodNotAllowed, "Method Not Allowed")
@@ -200,6 +204,7 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 func refuseLargeBodies(maxBody int64, bare bareAnswerer) func(*fasthttp.RequestCtx) int {
 	return func(ctx *fasthttp.RequestCtx) int {
 		if maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > maxBody {
+			closeLingering(ctx) // for clients that send the body anyway
 			bare.answer(ctx, fiber.StatusRequestEntityTooLarge, detailTooLarge)
 			return fiber.StatusRequestEntityTooLarge
 		}

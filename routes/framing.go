@@ -18,7 +18,7 @@ import (
 // client X-Request-ID.
 func screenRequest(c *fiber.Ctx) error {
 	if ambiguousFraming(c.Request().Header.RawHeaders()) {
-		c.Context().SetConnectionClose()
+		closeLingering(c.Context())
 		return fiber.NewError(fiber.StatusBadRequest, "Malformed request.")
 	}
 	dropInvalidRequestIDHeader(&c.Request().Header)

@@ -111,7 +111,7 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	in := &c.Request().Header
 	if p.maxBody > 0 && int64(in.ContentLength()) > p.maxBody {
 		// Refused before reading it; the unread body cannot be skipped.
-		c.Context().SetConnectionClose()
+		closeLingering(c.Context())
 		return fiber.NewError(fiber.StatusRequestEntityTooLarge, detailTooLarge)
 	}
 	debug := p.log.Enabled(context.Background(), slog.LevelDebug)
@@ -150,6 +150,11 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 		if body.spliced {
 			c.Context().SetConnectionClose()
 		}
+		if body.unread() {
+			// Answered (by the upstream, or with an error) before the
+			// client had sent all of it.
+			closeLingering(c.Context())
+		}
 	}
 	if err != nil {
 		fasthttp.ReleaseResponse(resp)
@@ -157,7 +162,6 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 			// The client, not the upstream, broke off; the upstream saw no
 			// complete request, and this connection cannot be reused.
 			p.metrics.UpstreamErrors.WithLabelValues("client_abort").Inc()
-			c.Context().SetConnectionClose()
 			return clientBodyError(body.err)
 		}
 		return p.upstreamFailed(err)
@@ -274,7 +278,7 @@ func (p *proxy) sendCloseDelimited(ctx *fasthttp.RequestCtx, body *streamedBody)
 		if err == nil {
 			_, err = body.WriteTo(conn)
 		}
-		if tc, ok := body.conn.(*net.TCPConn); ok && (err != nil || body.err != nil) {
+		if tc, ok := body.conn.(interface{ SetLinger(int) error }); ok && (err != nil || body.err != nil) {
 			// A close would read as the body's end: reset instead, so
 			// that the client sees the response broke.
 			tc.SetLinger(0)
@@ -367,6 +371,7 @@ type requestBody struct {
 	limit int64 // 0: none
 	read  int64
 	err   error
+	eof   bool // the body's end was read
 
 	// pipes, when not nil, splice the body once it is large enough.
 	pipes *splice.Pipes
@@ -475,10 +480,20 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	case err == io.EOF && b.want >= 0 && b.read < b.want:
 		err = io.ErrUnexpectedEOF
 	}
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		b.eof = true
+	} else if err != nil {
 		b.err = err
 	}
 	return n, err
+}
+
+// unread says the client may still be sending some of the body.
+func (b *requestBody) unread() bool {
+	if b.want >= 0 {
+		return b.dropped || b.err != nil || b.read < b.want
+	}
+	return b.dropped || b.err != nil || !b.eof
 }
 
 // streamedBody is an upstream response body on its way to the client.
