@@ -61,11 +61,7 @@ func (r *rateLimiter) handler() fiber.Handler {
 			return c.Next()
 		}
 		r.metrics.RateLimited.WithLabelValues(r.keyLabel()).Inc()
-		if h.ContentLength() != 0 {
-			// The body is not read: without this the kernel would reset
-			// the connection under the answer.
-			c.Context().SetConnectionClose()
-		}
+		answerBeforeBody(c.Context()) // the body is never read
 		return fiber.NewError(fiber.StatusTooManyRequests, detailTooManyRequests)
 	}
 }
