@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/admission"
 	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/linger"
@@ -52,6 +53,10 @@ type App struct {
 	// handedOff counts responses written on connections the routes took
 	// over from fasthttp, which its shutdown does not wait for.
 	handedOff sync.WaitGroup
+	// rateStore is the rate limit's Redis client, closed after the drain.
+	rateStore *ratelimit.Redis
+	// err is a problem New found in cfg, returned by Serve.
+	err error
 }
 
 // New builds a gateway from cfg, which must come from config.Load (or be
@@ -99,6 +104,8 @@ func New(cfg config.Config, log *slog.Logger) *App {
 	})
 	// Idle keep-alive connections must not hold shutdown open.
 	a.fiber.Server().CloseOnShutdown = true
+	limit, redisStore, err := rateLimit(cfg, log, m)
+	a.rateStore, a.err = redisStore, err
 	routes.Register(a.fiber, routes.Deps{
 		ProjectName:        cfg.ProjectName,
 		APIPrefix:          cfg.APIPrefix,
@@ -111,29 +118,68 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		Health:             a.healthProblem,
 		Logger:             log,
 		TrustedProxies:     clientip.New(cfg.TrustedProxies),
-		RateLimit:          rateLimit(cfg),
+		RateLimit:          limit,
 		RateLimitByCompany: cfg.RateLimitKey == "company",
 
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
-		MaxInFlight:           cfg.MaxInFlight,
-		Metrics:               m,
-		HandedOff:             &a.handedOff,
+		Admission: routes.Budgets{
+			Requests:  newBudget(cfg, cfg.MaxInFlight, m.Admission(metrics.BudgetRequests)),
+			Transfers: newBudget(cfg, cfg.MaxInFlightTransfers, m.Admission(metrics.BudgetTransfers)),
+		},
+		Metrics:   m,
+		HandedOff: &a.handedOff,
 	})
 	return a
 }
 
-// rateLimit builds the configured rate limit, or nil for none.
-func rateLimit(cfg config.Config) *ratelimit.Memory {
+// rateLimit builds the configured rate limit: nil for none, in this
+// process's memory, or in Redis, counted and timed in m. The Redis
+// store is returned too, for Serve to close.
+func rateLimit(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (ratelimit.Limiter, *ratelimit.Redis, error) {
 	if cfg.RateLimitCount == 0 {
-		return nil
+		return nil, nil, nil
 	}
-	return ratelimit.NewMemory(ratelimit.Limit{Count: cfg.RateLimitCount, Period: cfg.RateLimitPeriod, Burst: cfg.RateLimitBurst}, rateLimitKeys)
+	l := ratelimit.Limit{Count: cfg.RateLimitCount, Period: cfg.RateLimitPeriod, Burst: cfg.RateLimitBurst}
+	if cfg.RateLimitStore == "memory" {
+		return ratelimit.NewMemory(l, rateLimitKeys), nil, nil
+	}
+	r, err := ratelimit.NewRedis(ratelimit.RedisOptions{
+		URL:        cfg.RateLimitStore,
+		Limit:      l,
+		Timeout:    cfg.RateLimitStoreTimeout,
+		FailClosed: cfg.RateLimitFailClosed,
+		Logger:     logging.Named(log, "gateway.ratelimit"),
+		OnError:    m.RateLimitStoreErrors.Inc,
+		Observe:    func(d time.Duration) { m.RateLimitStoreDuration.Observe(d.Seconds()) },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, r, nil
 }
 
 // rateLimitKeys bounds the memory store: about 16 MiB at most, measured
 // by ratelimit.TestMemoryBound.
 const rateLimitKeys = 1 << 18
+
+// standingQueue is how long an admission queue must stay non-empty to
+// count as a standing queue of sustained overload rather than a burst: a
+// burst of a few thousand small requests drains within it (3,000 at once
+// take about 1.3 s on two shared cores).
+const standingQueue = 2 * time.Second
+
+// newBudget is one admission budget of limit requests at once.
+func newBudget(cfg config.Config, limit int, m metrics.Budget) *admission.Limiter {
+	return admission.New(admission.Options{
+		Limit:     limit,
+		MaxQueued: cfg.MaxQueued,
+		Timeout:   cfg.QueueTimeout,
+		Target:    cfg.QueueTargetDelay,
+		Interval:  standingQueue,
+		OnQueue:   func(d int) { m.Queue.Add(float64(d)) },
+	})
+}
 
 // adminMux serves the operators' endpoints: Prometheus metrics and Go's
 // profiler. It is only ever on the admin listener.
@@ -183,6 +229,14 @@ func Listen(cfg config.Config) (Listeners, error) {
 // finish for up to the configured shutdown timeout, and closes the
 // upstream client. It returns nil after a clean drain.
 func (a *App) Serve(ctx context.Context, ls Listeners) error {
+	if a.err != nil {
+		ls.Public.Close()
+		ls.Admin.Close()
+		return a.err
+	}
+	if a.rateStore != nil {
+		defer a.rateStore.Close()
+	}
 	opts := linger.DefaultOptions()
 	opts.Time, opts.Timeout = a.cfg.LingeringTime, a.cfg.LingeringTimeout
 	ln := linger.NewListener(ls.Public, opts)

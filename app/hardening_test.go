@@ -442,14 +442,15 @@ func TestBodilessPostNotReplayed(t *testing.T) {
 	}
 }
 
-// TestOverload drives the gateway far past its in-flight limit: every
+// TestOverload drives the gateway, with no queue (GATEWAY_MAX_QUEUED=0),
+// far past its in-flight limit: every
 // request is served or refused at once with 503 and Retry-After, and the
 // gateway serves normally as soon as the load drops.
 func TestOverload(t *testing.T) {
 	slow := serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Second)
 	}))
-	g := startGateway(t, slow, func(c *config.Config) { c.MaxInFlight = 16 })
+	g := startGateway(t, slow, func(c *config.Config) { c.MaxInFlight, c.MaxQueued = 16, 0 })
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 256}}
 	defer client.CloseIdleConnections()
 

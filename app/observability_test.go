@@ -181,3 +181,28 @@ func TestAccessLogAndTraceContext(t *testing.T) {
 		t.Errorf("upstream_duration_ms %v, duration_ms %v: want 0 < upstream ≤ total", up, total)
 	}
 }
+
+// TestLabelledMetricsExistAtZero: a healthy gateway that has served
+// nothing shows every fixed-label series at 0, not "no data" (issue 11
+// item 8), and a refusal by admission is counted under its budget and
+// reason.
+func TestLabelledMetricsExistAtZero(t *testing.T) {
+	g := startGateway(t, "http://127.0.0.1:1", nil)
+	m := scrape(t, g.admin)
+	want := []string{`gateway_admission_queue_length{budget="requests"}`, `gateway_admission_queue_length{budget="transfers"}`,
+		`gateway_admission_wait_seconds_count{budget="requests"}`, `gateway_admission_wait_seconds_count{budget="transfers"}`}
+	for _, kind := range []string{"refused", "timeout", "reset", "bad_response", "pool_exhausted", "client_abort"} {
+		want = append(want, `gateway_upstream_errors_total{kind="`+kind+`"}`)
+	}
+	for _, b := range []string{"requests", "transfers"} {
+		for _, r := range []string{"queue_full", "queue_timeout"} {
+			want = append(want, `gateway_admission_refusals_total{budget="`+b+`",reason="`+r+`"}`)
+		}
+	}
+	for _, series := range want {
+		v, ok := m[series]
+		if !ok || v != 0 {
+			t.Errorf("%s: %v (present %v), want 0 before any request", series, v, ok)
+		}
+	}
+}

@@ -136,22 +136,36 @@ func TestClientAbortedDownloadIsLoggedAsBroken(t *testing.T) {
 	}
 }
 
-// TestStreamedDownloadHoldsItsInFlightSlot: the in-flight limit covers a
-// response until its last byte, not just until its headers.
+// TestStreamedDownloadHoldsItsInFlightSlot: a streamed response holds a
+// slot until its last byte, not just until its headers: the transfer
+// budget's while one is free, and its own request slot when none is. A
+// download moved to the transfer budget leaves small requests served.
 func TestStreamedDownloadHoldsItsInFlightSlot(t *testing.T) {
 	m := startMock(t)
-	g := startGateway(t, m.url, func(c *config.Config) { c.MaxInFlight = 1 })
-	slow := get(t, g.url+"/api/v1/ingest/blob?size=1048576&stall_after=65536&stall_ms=800")
-	defer slow.Body.Close()
+	g := startGateway(t, m.url, func(c *config.Config) {
+		c.MaxInFlight, c.MaxInFlightTransfers, c.MaxQueued = 1, 1, 0
+	})
+	const slowBlob = "/api/v1/ingest/blob?size=1048576&stall_after=65536&stall_ms=800"
+	first := get(t, g.url+slowBlob) // moves to the one transfer slot
+	defer first.Body.Close()
 	resp := get(t, g.url+"/api/v1/ingest/ping")
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("while a download holds the transfer slot: got %d, want 200", resp.StatusCode)
+	}
+	second := get(t, g.url+slowBlob) // no transfer slot: keeps its request slot
+	defer second.Body.Close()
+	resp = get(t, g.url+"/api/v1/ingest/ping")
+	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("while a download streams at the limit: got %d, want 503", resp.StatusCode)
+		t.Errorf("while two downloads hold both slots: got %d, want 503", resp.StatusCode)
 	}
-	if _, err := io.Copy(io.Discard, slow.Body); err != nil {
-		t.Fatal(err)
+	for _, body := range []io.ReadCloser{first.Body, second.Body} {
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			t.Fatal(err)
+		}
+		body.Close()
 	}
-	slow.Body.Close()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		resp := get(t, g.url+"/api/v1/ingest/ping")
@@ -160,7 +174,7 @@ func TestStreamedDownloadHoldsItsInFlightSlot(t *testing.T) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the download: got %d, want 200 (slot never freed)", resp.StatusCode)
+			t.Fatalf("after the downloads: got %d, want 200 (slot never freed)", resp.StatusCode)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -393,7 +407,7 @@ func TestHTTP10BodyNotHandedOverIsClosed(t *testing.T) {
 		_, err = c.Read(make([]byte, 1))
 		upClosed <- err // EOF once the gateway closes it; a timeout if it leaked.
 	})
-	g := startGateway(t, up, func(c *config.Config) { c.MaxInFlight = 1 })
+	g := startGateway(t, up, func(c *config.Config) { c.MaxInFlight, c.MaxQueued = 1, 0 })
 
 	c := dial(t, g.addr)
 	io.WriteString(c, "GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /api/v1/ingest/slow HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")

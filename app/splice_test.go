@@ -399,7 +399,7 @@ func TestSplicedDownloadWithETag(t *testing.T) {
 		DisableStartupMessage: true, ReadBufferSize: 8192})
 	routes.Register(f, routes.Deps{ProjectName: "x", APIPrefix: "/api/v1", Upstream: hc, UpstreamHost: u.Host,
 		UpstreamConns: conns, Health: func() string { return "" }, Logger: slog.New(slog.DiscardHandler),
-		ClientBodyIdleTimeout: 5 * time.Second, MaxInFlight: 10})
+		ClientBodyIdleTimeout: 5 * time.Second})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,8 @@ const (
 	testUpload    = "upload"
 	testMultipart = "multipart"
 	testDownload  = "download"
+	testRate50    = "rate50" // constant rate, 50 % of nginx's maximum
+	testRate80    = "rate80" // constant rate, 80 % of nginx's maximum
 )
 
 // Target names, in the order they run within a round and are reported.
@@ -33,7 +35,7 @@ const (
 
 // allTests lists every test, in order.
 func allTests() []string {
-	return []string{testGet, testPost1k, testUpload, testMultipart, testDownload}
+	return []string{testGet, testPost1k, testRate50, testRate80, testUpload, testMultipart, testDownload}
 }
 
 // allTargets lists every target, in order.
@@ -45,6 +47,26 @@ func allTargets() []string {
 // than a transfer rate with the kit's own clients.
 func isWrkTest(test string) bool {
 	return test == testGet || test == testPost1k
+}
+
+// isRateTest reports whether test offers a constant rate of small GETs
+// with vegeta (open loop), rather than as many as a target takes.
+func isRateTest(test string) bool {
+	return test == testRate50 || test == testRate80
+}
+
+// isRequestTest reports whether test's unit is the request (req/s,
+// µs/req), rather than the megabyte.
+func isRequestTest(test string) bool {
+	return isWrkTest(test) || isRateTest(test)
+}
+
+// rateShare is the share of the maximum rate a rate test offers.
+func rateShare(test string) float64 {
+	if test == testRate50 {
+		return 0.5
+	}
+	return 0.8
 }
 
 // minRounds is the fewest rounds whose median means anything.
@@ -64,6 +86,8 @@ type options struct {
 	out         string        // file for the markdown report; "" for none
 	install     bool          // apt-get install wrk and nginx when missing
 	keep        bool          // keep every run's logs, not only failed runs'
+	maxRate     int           // req/s the rate tests take as 100 %; 0: measure nginx's
+	rateTime    time.Duration // of each constant-rate run; 0 skips the rate tests
 }
 
 // parseOptions reads the command line (without the program name) and
@@ -84,6 +108,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "", "also write the markdown report to `file`")
 	fs.BoolVar(&o.install, "install", true, "apt-get install wrk and nginx when missing (needs root)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the logs of every run (failed runs' logs are always kept)")
+	fs.IntVar(&o.maxRate, "max-rate", 0, "`req/s` the rate50 and rate80 tests take as 100 % (0: measure nginx's maximum with wrk first)")
+	fs.DurationVar(&o.rateTime, "rate-duration", 5*time.Second, "`duration` of each constant-rate run (0 skips rate50 and rate80)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -97,6 +123,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.duration < time.Second || o.duration%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("-duration: must be a whole number of seconds, at least 1s, got %s", o.duration))
+	}
+	if o.maxRate < 0 || o.maxRate > 1_000_000 {
+		errs = append(errs, fmt.Errorf("-max-rate: must be from 0 to 1000000, got %d", o.maxRate))
+	}
+	if o.rateTime < 0 || o.rateTime > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("-rate-duration: must be from 0 to 10m, got %s", o.rateTime))
 	}
 	if o.size < 1 {
 		errs = append(errs, fmt.Errorf("-size: must be at least 1 byte, got %d", o.size))

@@ -61,6 +61,14 @@ func TestParseOptions(t *testing.T) {
 				t.Errorf("got %v, want %v", o.tests, want)
 			}
 		}},
+		{name: "rate settings", args: []string{"-max-rate", "9000", "-rate-duration", "2s"}, check: func(t *testing.T, o options) {
+			if o.maxRate != 9000 || o.rateTime.String() != "2s" {
+				t.Errorf("got %d req/s for %s, want 9000 for 2s", o.maxRate, o.rateTime)
+			}
+		}},
+		{name: "rate bounds",
+			args:    []string{"-max-rate", "-1", "-rate-duration", "11m"},
+			wantErr: []string{"-max-rate: must be from 0", "-rate-duration: must be from 0 to 10m"}},
 		{name: "every problem at once",
 			args:    []string{"-rounds", "2", "-duration", "1500ms", "-only", "get,put", "-concurrency", "0"},
 			wantErr: []string{"-rounds: must be at least 3", "-duration: must be a whole number", `-only: unknown name "put"`, "-concurrency: must be from 1"}},

@@ -15,7 +15,10 @@ type result struct {
 	target, test string
 	value        float64       // req/s (wrk tests) or MB/s (transfers)
 	requests     int64         // requests wrk completed (wrk tests)
-	p50, p99     time.Duration // wrk tests only
+	p50, p99     time.Duration // request tests only
+	p90, max     time.Duration // rate tests only
+	offered      float64       // req/s, rate tests only
+	success      float64       // ratio of 2xx answers, rate tests only
 	peakRSS      int64         // bytes, proxies only; 0 when not measured
 	errors       int64         // failed requests and failed measurements
 	samples      []string      // the first maxSamples error messages
@@ -41,7 +44,7 @@ func (r *result) proxyCost() (float64, bool) {
 		return 0, false
 	}
 	perUnit := r.cpu.proxy / 100 / r.value // CPU seconds per request or per MB
-	if isWrkTest(r.test) {
+	if isRequestTest(r.test) {
 		return perUnit * 1e6, true
 	}
 	return perUnit * 1e3, true
@@ -49,7 +52,7 @@ func (r *result) proxyCost() (float64, bool) {
 
 // proxyCostCell formats a proxyCost with its unit.
 func proxyCostCell(test string, cost float64) string {
-	if isWrkTest(test) {
+	if isRequestTest(test) {
 		return fmt.Sprintf("%.1f µs/req", cost)
 	}
 	return fmt.Sprintf("%.2f ms/MB", cost)
@@ -65,7 +68,7 @@ func (r *result) addError(err error) {
 
 // throughput formats the result's main figure with its unit.
 func (r *result) throughput() string {
-	if isWrkTest(r.test) {
+	if isRequestTest(r.test) {
 		return thousands(r.value) + " req/s"
 	}
 	return thousands(r.value) + " MB/s"
@@ -75,7 +78,7 @@ func (r *result) throughput() string {
 func (r *result) progress() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%-9s %-7s %14s", r.test, r.target, r.throughput())
-	if isWrkTest(r.test) {
+	if isRequestTest(r.test) {
 		fmt.Fprintf(&b, "  p50 %s p99 %s", ms(r.p50), ms(r.p99))
 	}
 	if r.peakRSS > 0 {
@@ -111,6 +114,7 @@ type report struct {
 	problems       []string // failures besides request errors: processes that would not start, crashed, or would not stop
 	notes          []string // skips and observations
 	elapsed        time.Duration
+	maxRate        float64 // req/s the rate tests took as 100 %; 0 if none ran
 }
 
 // problem records a failure that makes the run fail.
@@ -214,7 +218,7 @@ func (rep *report) markdown() string {
 	for test, rs := range rep.measured() {
 		target, mr := rs[0].target, medianResult(rs)
 		p99, rss := "—", "—"
-		if isWrkTest(test) {
+		if isRequestTest(test) {
 			p99 = ms(mr.p99)
 		}
 		if mr.peakRSS > 0 {
@@ -227,6 +231,7 @@ func (rep *report) markdown() string {
 	p("\n### CPU use\n\nMedian CPU time over wall time, in %% of one core (the machine has %d, so %d%% is all of it): who was busy. ", m.nproc, 100*m.nproc)
 	p("The client is wrk or the kit's transfer clients; \"others\" is CPU time of every other process on the machine (plus steal): load that the kit does not control, and noise in the figures. ")
 	p("\"proxy per unit\" is the proxy's CPU time per request or per MB (median over the rounds): an estimate of what it would cost with a machine of its own, whatever the client and the mock cost here.\n\n")
+	rep.rateTable(p)
 	p("| test | target | client | proxy | mock | others | proxy per unit |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for test, rs := range rep.measured() {
 		c := medianResult(rs).cpu
@@ -287,7 +292,7 @@ func (rep *report) markdown() string {
 				continue
 			}
 			p(" %s", r.throughput())
-			if isWrkTest(test) {
+			if isRequestTest(test) {
 				p(", %s / %s", ms(r.p50), ms(r.p99))
 			}
 			if r.peakRSS > 0 {
@@ -356,6 +361,9 @@ func medianResult(rs []result) result {
 	m.value = pick(func(r result) float64 { return r.value })
 	m.p50 = time.Duration(pick(func(r result) float64 { return float64(r.p50) }))
 	m.p99 = time.Duration(pick(func(r result) float64 { return float64(r.p99) }))
+	m.p90 = time.Duration(pick(func(r result) float64 { return float64(r.p90) }))
+	m.max = time.Duration(pick(func(r result) float64 { return float64(r.max) }))
+	m.success = pick(func(r result) float64 { return r.success })
 	m.peakRSS = int64(pick(func(r result) float64 { return float64(r.peakRSS) }))
 	m.cpu.client = pick(func(r result) float64 { return r.cpu.client })
 	m.cpu.proxy = pick(func(r result) float64 { return r.cpu.proxy })
@@ -415,4 +423,37 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// rateTable writes the constant-rate tests' latency table, if they ran:
+// the target is the gateway's p99 at most nginx's at each rate.
+func (rep *report) rateTable(p func(format string, args ...any)) {
+	var rows []result
+	for test, rs := range rep.measured() {
+		if isRateTest(test) {
+			rows = append(rows, medianResult(rs))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("Constant rate, open loop (vegeta): the same rate of GET /ping to every target, %s req/s taken as 100 %%. ", thousands(rep.maxRate))
+	p("Medians over the rounds; the proxy's CPU per request is its CPU time during the run over the requests answered.\n\n")
+	p("| test | target | offered | achieved | success | p50 | p90 | p99 | max | proxy CPU | p99 vs nginx |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, m := range rows {
+		cost := "—"
+		if c, ok := m.proxyCost(); ok {
+			cost = proxyCostCell(m.test, c)
+		}
+		vs := "—"
+		if ns := rep.series(m.test, targetNginx); len(ns) > 0 && m.target != targetNginx {
+			if n := medianResult(ns); n.p99 > 0 {
+				vs = fmt.Sprintf("%.2f×", float64(m.p99)/float64(n.p99))
+			}
+		}
+		p("| %s | %s | %s | %s | %.2f %% | %s | %s | %s | %s | %s | %s |\n", m.test, m.target, thousands(m.offered), thousands(m.value),
+			m.success*100, ms(m.p50), ms(m.p90), ms(m.p99), ms(m.max), cost, vs)
+	}
+	p("\n")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -119,3 +120,37 @@ func TestProxyCost(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestRateTable checks the constant-rate table: medians over rounds, the
+// proxy's CPU per request, and the p99 against nginx's median p99.
+func TestRateTable(t *testing.T) {
+	rep := &report{opts: options{rounds: 3, tests: []string{testRate50}, targets: allTargets()}, maxRate: 10000}
+	add := func(target string, proxyCPU float64, p99s ...time.Duration) {
+		for i, p99 := range p99s {
+			rep.results = append(rep.results, result{round: i + 1, target: target, test: testRate50,
+				offered: 5000, value: 5000, success: 1, p99: p99, cpu: cpuUse{proxy: proxyCPU}})
+		}
+	}
+	add(targetDirect, -1, time.Millisecond, time.Millisecond, time.Millisecond)
+	add(targetNginx, 25, 2*time.Millisecond, 9*time.Millisecond, 2*time.Millisecond)
+	add(targetGateway, 50, 3*time.Millisecond, 3*time.Millisecond, 1*time.Millisecond)
+
+	var b strings.Builder
+	rep.rateTable(func(format string, args ...any) { fmt.Fprintf(&b, format, args...) })
+	got := b.String()
+	for _, want := range []string{
+		"10,000 req/s taken as 100 %",
+		"| rate50 | direct | 5,000 | 5,000 | 100.00 % |",
+		"| 2.00 ms | 0.00 ms | 50.0 µs/req | — |\n",      // nginx: 25 % of a core over 5000 req/s
+		"| 3.00 ms | 0.00 ms | 100.0 µs/req | 1.50× |\n", // gateway: median p99 3 ms vs nginx's 2 ms
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
+	wrote := false
+	(&report{}).rateTable(func(string, ...any) { wrote = true })
+	if wrote {
+		t.Errorf("wrote a table without rate results")
+	}
+}

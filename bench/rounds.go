@@ -23,6 +23,7 @@ type kit struct {
 	nginxConf  *template.Template
 	gatewayEnv []string // settings the gateway gets beyond its defaults
 	postScript string   // the post1k test's wrk script
+	maxRate    float64  // req/s the rate tests take as 100 %
 	log        io.Writer
 }
 
@@ -173,6 +174,14 @@ func (k *kit) measure(ctx context.Context, t *target, mock *proc, test string) r
 				res.samples = append(res.samples, fmt.Sprintf("wrk counted %d socket errors and %d answers with status ≥ 400", w.socketErrors, w.non2xx))
 			}
 		}
+	} else if isRateTest(test) {
+		o := runRate(ctx, t.url("/ping"), k.rate(test), k.opts.rateTime)
+		res.value, res.offered, res.requests, res.success = o.achieved, o.offered, int64(o.requests), o.success
+		res.p50, res.p90, res.p99, res.max = o.p50, o.p90, o.p99, o.max
+		if failed := int64(o.requests) - int64(float64(o.requests)*o.success+0.5); failed > 0 {
+			res.errors += failed
+			res.samples = append(res.samples, fmt.Sprintf("vegeta counted %d failed requests: %s", failed, strings.Join(o.errs, " | ")))
+		}
 	} else {
 		o := k.xfer.do(ctx, test, t.url(""))
 		clientCPU = o.clientCPU
@@ -187,8 +196,13 @@ func (k *kit) measure(ctx context.Context, t *target, mock *proc, test string) r
 	// or the kit's transfer clients), the proxy and the mock; whatever
 	// else the machine did is someone else's load.
 	ours := cpuTime(mockPIDs) - mockCPU + clientCPU
-	if isWrkTest(test) {
+	if isRequestTest(test) {
 		ours += selfCPU() - kitCPU
+	}
+	if isRateTest(test) {
+		// vegeta runs inside the kit: its CPU, counted in ours above, is
+		// the kit's.
+		clientCPU = selfCPU() - kitCPU
 	}
 	res.cpu = cpuUse{client: percent(clientCPU, wall), mock: percent(cpuTime(mockPIDs)-mockCPU, wall), proxy: -1}
 	if t.pids != nil {
@@ -297,3 +311,40 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// rate is the constant rate test offers, the same to every target.
+func (k *kit) rate(test string) int {
+	return max(1, int(k.maxRate*rateShare(test)+0.5))
+}
+
+// calibrate measures nginx's maximum rate of small GETs with a short
+// closed-loop wrk run (the get test's settings) against a mock and an
+// nginx of its own, for the rate tests to take as 100 %.
+func (k *kit) calibrate(ctx context.Context) (float64, error) {
+	dir, err := os.MkdirTemp(k.work, "calibrate-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	mock, mockPort, err := startMock(ctx, dir, k.opts.mock)
+	if err != nil {
+		return 0, fmt.Errorf("starting the mock: %w", err)
+	}
+	defer mock.stop()
+	t, err := startNginx(ctx, dir, k.peers.nginx, k.nginxConf, mockPort)
+	if err != nil {
+		return 0, fmt.Errorf("starting nginx: %w", err)
+	}
+	defer t.proxy.stop()
+	w, _, err := runWrk(ctx, k.peers.wrk, calibrationTime, t.url("/ping"), "")
+	if err != nil {
+		return 0, err
+	}
+	if w.failed() > 0 || w.rps <= 0 {
+		return 0, fmt.Errorf("wrk counted %d failures and %.0f req/s", w.failed(), w.rps)
+	}
+	return w.rps, nil
+}
+
+// calibrationTime is the length of calibrate's wrk run.
+const calibrationTime = 3 * time.Second

@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if p.nginx == "" {
 		opts.targets = slices.DeleteFunc(opts.targets, func(t string) bool { return t == targetNginx })
 	}
+	if opts.rateTime == 0 || (opts.maxRate == 0 && (p.wrk == "" || p.nginx == "")) {
+		opts.tests = slices.DeleteFunc(opts.tests, isRateTest)
+	}
 	if len(opts.tests) == 0 || len(opts.targets) == 0 {
 		return errors.New("nothing left to run: see the notes above")
 	}
@@ -77,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer os.Remove(postScript)
 
 	var xfer *transfers
-	if slices.ContainsFunc(opts.tests, func(t string) bool { return !isWrkTest(t) }) {
+	if slices.ContainsFunc(opts.tests, func(t string) bool { return !isRequestTest(t) }) {
 		fmt.Fprintf(stderr, "hashing %s of the test pattern\n", (*byteSize)(&opts.size))
 		if xfer, err = newTransfers(opts.size, opts.concurrency, opts.timeout); err != nil {
 			return err
@@ -93,6 +96,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if xfer != nil {
 		if k.gatewayEnv = xfer.bodyLimitEnv(); k.gatewayEnv != nil {
 			rep.note("the gateway runs with %s: its default body limit would answer 413 to -size %s", strings.Join(k.gatewayEnv, " "), (*byteSize)(&opts.size))
+		}
+	}
+	if slices.ContainsFunc(opts.tests, isRateTest) {
+		k.maxRate = float64(opts.maxRate)
+		if k.maxRate == 0 {
+			fmt.Fprintf(stderr, "measuring nginx's maximum rate for the rate tests (%s of wrk)\n", calibrationTime)
+			if k.maxRate, err = k.calibrate(ctx); err != nil {
+				rep.problem("measuring nginx's maximum rate: %v", err)
+			}
+		}
+		if k.maxRate > 0 {
+			rep.maxRate = k.maxRate
+			rep.note("rate50 and rate80 offer %d and %d req/s (50 %% and 80 %% of %s req/s) to every target, open loop: vegeta v12.13.0 in the kit's process, GOMAXPROCS %d, %d workers on %d keepalive connections, HTTP/1.1", k.rate(testRate50), k.rate(testRate80), thousands(k.maxRate), rateProcs, rateWorkers, rateWorkers)
+		} else {
+			k.opts.tests = slices.DeleteFunc(slices.Clone(k.opts.tests), isRateTest)
 		}
 	}
 	k.runRounds(ctx, rep)

@@ -18,7 +18,7 @@ import (
 
 // transferTests are the tests transfers.do runs: all but wrk's.
 func transferTests() []string {
-	return slices.DeleteFunc(allTests(), isWrkTest)
+	return slices.DeleteFunc(allTests(), isRequestTest)
 }
 
 // TestTransfersAgainstMock runs every transfer client against the real

@@ -118,11 +118,31 @@ type Config struct {
 	// GATEWAY_CLIENT_IDLE_TIMEOUT, seconds, default 75.
 	ClientIdleTimeout time.Duration
 
-	// MaxInFlight bounds requests being proxied at once; beyond it a
-	// request is refused at once with 503 and Retry-After, so that overload
-	// costs neither memory nor latency for the requests already admitted.
+	// MaxInFlight bounds small requests being proxied at once; beyond it a
+	// request waits its turn in a queue (see MaxQueued).
 	// GATEWAY_MAX_IN_FLIGHT, default 512.
 	MaxInFlight int
+
+	// MaxInFlightTransfers bounds long transfers at once, a budget of their
+	// own: uploads with a chunked body or more than 1 MiB, and streamed
+	// downloads. GATEWAY_MAX_IN_FLIGHT_TRANSFERS, default 512.
+	MaxInFlightTransfers int
+
+	// MaxQueued bounds the requests waiting for a slot, per budget; past it
+	// a request is refused at once with 503 and Retry-After. 0 queues none.
+	// GATEWAY_MAX_QUEUED, default 4096.
+	MaxQueued int
+
+	// QueueTimeout is the longest a request waits for a slot before 503.
+	// GATEWAY_QUEUE_TIMEOUT, seconds, default 5.
+	QueueTimeout time.Duration
+
+	// QueueTargetDelay is the longest wait once the queue has stood
+	// non-empty for two seconds (sustained overload, not a burst):
+	// waiters older than it are refused, so the admitted keep short waits
+	// (CoDel's target). GATEWAY_QUEUE_TARGET_DELAY, seconds, default 0.1;
+	// 0 = plain FIFO up to QueueTimeout.
+	QueueTargetDelay time.Duration
 
 	// LingeringTime bounds how long a connection answered before the
 	// client finished sending (413, 431, a refusal) is kept open, its
@@ -178,6 +198,24 @@ type Config struct {
 	// GATEWAY_RATE_LIMIT_KEY, default "client_ip".
 	RateLimitKey string
 
+	// RateLimitStore is where the limit's state is kept: "memory", in each
+	// replica (bounded: 262,144 keys; a client gets the limit once per
+	// replica), or a redis:// or rediss:// URL
+	// (redis://[user:password@]host:port[/db]), shared by every replica
+	// pointed at it. GATEWAY_RATE_LIMIT_STORE, default "memory".
+	RateLimitStore string
+
+	// RateLimitStoreTimeout bounds one decision in Redis, connecting
+	// included; past it the request is let through, or refused with
+	// RateLimitFailClosed. GATEWAY_RATE_LIMIT_STORE_TIMEOUT, seconds,
+	// default 0.05.
+	RateLimitStoreTimeout time.Duration
+
+	// RateLimitFailClosed answers 503 to requests Redis could not decide
+	// on in time, instead of letting them through unlimited.
+	// GATEWAY_RATE_LIMIT_FAIL_CLOSED, default false (fail open).
+	RateLimitFailClosed bool
+
 	// Host and Port are where the gateway listens. HOST, default "0.0.0.0";
 	// PORT, default 8080 (0 picks a free port).
 	Host string
@@ -205,11 +243,17 @@ func Default() Config {
 		ClientBodyIdleTimeout:   60 * time.Second,
 		ClientIdleTimeout:       75 * time.Second,
 		MaxInFlight:             512,
+		MaxInFlightTransfers:    512,
+		MaxQueued:               4096,
+		QueueTimeout:            5 * time.Second,
+		QueueTargetDelay:        100 * time.Millisecond,
 		MaxClientConns:          4096,
 		LingeringTime:           30 * time.Second,
 		LingeringTimeout:        5 * time.Second,
 		Splice:                  true,
 		RateLimitKey:            "client_ip",
+		RateLimitStore:          "memory",
+		RateLimitStoreTimeout:   50 * time.Millisecond,
 		AdminPort:               9090,
 		Host:                    "0.0.0.0",
 		Port:                    8080,
@@ -275,6 +319,10 @@ func Load(environ []string) (Config, error) {
 	p.seconds("GATEWAY_CLIENT_BODY_IDLE_TIMEOUT", &c.ClientBodyIdleTimeout)
 	p.seconds("GATEWAY_CLIENT_IDLE_TIMEOUT", &c.ClientIdleTimeout)
 	p.integer("GATEWAY_MAX_IN_FLIGHT", &c.MaxInFlight, 1, 1<<20)
+	p.integer("GATEWAY_MAX_IN_FLIGHT_TRANSFERS", &c.MaxInFlightTransfers, 1, 1<<20)
+	p.integer("GATEWAY_MAX_QUEUED", &c.MaxQueued, 0, 1<<20)
+	p.seconds("GATEWAY_QUEUE_TIMEOUT", &c.QueueTimeout)
+	p.secondsOrZero("GATEWAY_QUEUE_TARGET_DELAY", &c.QueueTargetDelay)
 	p.integer("GATEWAY_MAX_CLIENT_CONNECTIONS", &c.MaxClientConns, 1, 1<<20)
 	p.seconds("GATEWAY_LINGERING_TIME", &c.LingeringTime)
 	p.seconds("GATEWAY_LINGERING_TIMEOUT", &c.LingeringTimeout)
@@ -284,6 +332,9 @@ func Load(environ []string) (Config, error) {
 	c.RateLimitBurst = c.RateLimitCount
 	p.integer("GATEWAY_RATE_LIMIT_BURST", &c.RateLimitBurst, 1, 1<<30)
 	p.str("GATEWAY_RATE_LIMIT_KEY", &c.RateLimitKey, oneOf("client_ip", "company"))
+	p.store("GATEWAY_RATE_LIMIT_STORE", &c.RateLimitStore)
+	p.seconds("GATEWAY_RATE_LIMIT_STORE_TIMEOUT", &c.RateLimitStoreTimeout)
+	p.boolean("GATEWAY_RATE_LIMIT_FAIL_CLOSED", &c.RateLimitFailClosed)
 	p.str("HOST", &c.Host, host)
 	p.integer("PORT", &c.Port, 0, 65535)
 	p.integer("GATEWAY_ADMIN_PORT", &c.AdminPort, 0, 65535)
@@ -438,6 +489,39 @@ func (p *parser) rate(name string, count *int, period *time.Duration) {
 		return
 	}
 	*count, *period = k, per
+}
+
+// store accepts "memory" or a Redis URL. A rejected URL is quoted with
+// its password hidden: the error goes to the log.
+func (p *parser) store(name string, dst *string) {
+	v, ok := p.env[name]
+	if !ok {
+		return
+	}
+	v = strings.TrimSpace(v)
+	if strings.EqualFold(v, "memory") {
+		*dst = "memory"
+		return
+	}
+	const rule = "must be memory or a Redis URL such as redis://redis:6379/0"
+	u, err := url.Parse(v)
+	if err != nil {
+		p.fail(name, rule, "(unparseable, not shown)")
+		return
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	if n, err := strconv.Atoi(db); (u.Scheme != "redis" && u.Scheme != "rediss") || u.Hostname() == "" ||
+		(db != "" && (err != nil || n < 0)) || u.RawQuery != "" || u.Fragment != "" {
+		p.fail(name, rule, u.Redacted())
+		return
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			p.fail(name, "must have a port from 1 to 65535", u.Redacted())
+			return
+		}
+	}
+	*dst = v
 }
 
 // oneOf accepts one of values, in any case.

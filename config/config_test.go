@@ -70,6 +70,10 @@ func TestDefault(t *testing.T) {
 		"ClientBodyIdleTimeout":   60 * time.Second,
 		"ClientIdleTimeout":       75 * time.Second,
 		"MaxInFlight":             512,
+		"MaxInFlightTransfers":    512,
+		"MaxQueued":               4096,
+		"QueueTimeout":            5 * time.Second,
+		"QueueTargetDelay":        100 * time.Millisecond,
 		"MaxClientConns":          4096,
 		"LingeringTime":           30 * time.Second,
 		"LingeringTimeout":        5 * time.Second,
@@ -79,6 +83,9 @@ func TestDefault(t *testing.T) {
 		"RateLimitPeriod":         time.Duration(0),
 		"RateLimitBurst":          0,
 		"RateLimitKey":            "client_ip",
+		"RateLimitStore":          "memory",
+		"RateLimitStoreTimeout":   50 * time.Millisecond,
+		"RateLimitFailClosed":     false,
 		"AdminPort":               9090,
 		"Host":                    "0.0.0.0",
 		"Port":                    8080,
@@ -147,6 +154,15 @@ func TestLoadParsesEachVariable(t *testing.T) {
 			},
 		},
 		{
+			name: "admission",
+			environ: []string{"GATEWAY_MAX_IN_FLIGHT_TRANSFERS=64", "GATEWAY_MAX_QUEUED=0",
+				"GATEWAY_QUEUE_TIMEOUT=2.5", "GATEWAY_QUEUE_TARGET_DELAY=0"},
+			edit: func(c *config.Config) {
+				c.MaxInFlightTransfers, c.MaxQueued = 64, 0
+				c.QueueTimeout, c.QueueTargetDelay = 2500*time.Millisecond, 0
+			},
+		},
+		{
 			name:    "splice off",
 			environ: []string{"GATEWAY_SPLICE=false"},
 			edit:    func(c *config.Config) { c.Splice = false },
@@ -177,6 +193,20 @@ func TestLoadParsesEachVariable(t *testing.T) {
 			edit: func(c *config.Config) {
 				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 100, time.Second, 10
 			},
+		},
+		{
+			name: "rate limit in redis, failing closed",
+			environ: []string{"GATEWAY_RATE_LIMIT=100/s", "GATEWAY_RATE_LIMIT_STORE= redis://:secret@redis:6379/2 ",
+				"GATEWAY_RATE_LIMIT_STORE_TIMEOUT=0.2", "GATEWAY_RATE_LIMIT_FAIL_CLOSED=true"},
+			edit: func(c *config.Config) {
+				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 100, time.Second, 100
+				c.RateLimitStore, c.RateLimitStoreTimeout, c.RateLimitFailClosed = "redis://:secret@redis:6379/2", 200*time.Millisecond, true
+			},
+		},
+		{
+			name:    "rate limit store memory, any case",
+			environ: []string{"GATEWAY_RATE_LIMIT_STORE=Memory", "GATEWAY_RATE_LIMIT_STORE_TIMEOUT=1"},
+			edit:    func(c *config.Config) { c.RateLimitStoreTimeout = time.Second },
 		},
 		{
 			name:    "splice on",
@@ -592,6 +622,14 @@ func invalidValues() []invalid {
 		{name: "rate limit zero", key: "GATEWAY_RATE_LIMIT", value: "0/s"},
 		{name: "rate limit key unknown", key: "GATEWAY_RATE_LIMIT_KEY", value: "user"},
 		{name: "rate limit burst zero", key: "GATEWAY_RATE_LIMIT_BURST", value: "0"},
+		{name: "rate limit store unknown", key: "GATEWAY_RATE_LIMIT_STORE", value: "memcached://x:11211"},
+		{name: "rate limit store without host", key: "GATEWAY_RATE_LIMIT_STORE", value: "redis:///0"},
+		{name: "rate limit store bad db", key: "GATEWAY_RATE_LIMIT_STORE", value: "redis://redis:6379/zero"},
+		{name: "rate limit store bad port", key: "GATEWAY_RATE_LIMIT_STORE", value: "redis://redis:0"},
+		{name: "rate limit store with query", key: "GATEWAY_RATE_LIMIT_STORE", value: "redis://redis?dial_timeout=5s"},
+		{name: "rate limit store empty", key: "GATEWAY_RATE_LIMIT_STORE", value: ""},
+		{name: "rate limit store timeout zero", key: "GATEWAY_RATE_LIMIT_STORE_TIMEOUT", value: "0"},
+		{name: "rate limit fail closed not a bool", key: "GATEWAY_RATE_LIMIT_FAIL_CLOSED", value: "maybe"},
 		{name: "trusted proxies bad mask", key: "GATEWAY_TRUSTED_PROXIES", value: "10.0.0.0/33"},
 		{name: "splice empty", key: "GATEWAY_SPLICE", value: ""},
 		{name: "project name blank", key: "GATEWAY_PROJECT_NAME", value: "   "},
@@ -687,6 +725,21 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 				t.Errorf("error %q: does not quote the bad value %s", msg, quoted)
 			}
 		})
+	}
+}
+
+// TestLoadHidesStorePassword: a rejected Redis URL goes to the log, so
+// its password must not.
+func TestLoadHidesStorePassword(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"redis://:hunter2@redis:6379/x", "redis://u:hunter2@redis:99999", "http://u:hunter2@redis"} {
+		_, err := config.Load([]string{"GATEWAY_RATE_LIMIT_STORE=" + v})
+		if err == nil || !strings.HasPrefix(err.Error(), "GATEWAY_RATE_LIMIT_STORE: ") {
+			t.Fatalf("Load(%q): got %v, want an error naming GATEWAY_RATE_LIMIT_STORE", v, err)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Load(%q): error %q shows the password", v, err)
+		}
 	}
 }
 

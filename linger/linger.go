@@ -46,7 +46,11 @@ type Listener struct {
 	// all since the start.
 	lingering atomic.Int64
 	lingered  atomic.Int64
-	wg        sync.WaitGroup
+	// idle is closed when the last lingering connection closes; a
+	// WaitGroup would not do, since connections start lingering while a
+	// drain waits for them.
+	mu   sync.Mutex
+	idle chan struct{}
 }
 
 // NewListener wraps ln, a TCP listener. Connections of another kind are
@@ -80,16 +84,36 @@ func (l *Listener) Lingered() int64 { return l.lingered.Load() }
 // Wait waits until no connection is lingering, or until done is closed.
 // It says whether all of them finished.
 func (l *Listener) Wait(done <-chan struct{}) bool {
-	finished := make(chan struct{})
-	go func() {
-		l.wg.Wait()
-		close(finished)
-	}()
-	select {
-	case <-finished:
-		return true
-	case <-done:
-		return false
+	for {
+		l.mu.Lock()
+		idle := l.idle
+		l.mu.Unlock()
+		if idle == nil {
+			return true
+		}
+		select {
+		case <-idle:
+		case <-done:
+			return false
+		}
+	}
+}
+
+func (l *Listener) started() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lingering.Add(1) == 1 {
+		l.idle = make(chan struct{})
+	}
+	l.lingered.Add(1)
+}
+
+func (l *Listener) finished() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lingering.Add(-1) == 0 {
+		close(l.idle)
+		l.idle = nil
 	}
 }
 
@@ -133,9 +157,7 @@ func (c *Conn) Close() error {
 		<-c.l.slots
 		return c.TCPConn.Close()
 	}
-	c.l.lingering.Add(1)
-	c.l.lingered.Add(1)
-	c.l.wg.Add(1)
+	c.l.started()
 	go c.linger()
 	return nil
 }
@@ -147,9 +169,8 @@ var discardBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); retu
 func (c *Conn) linger() {
 	defer func() {
 		c.TCPConn.Close()
-		c.l.lingering.Add(-1)
 		<-c.l.slots
-		c.l.wg.Done()
+		c.l.finished()
 	}()
 	buf := discardBuffers.Get().(*[]byte)
 	defer discardBuffers.Put(buf)

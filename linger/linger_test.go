@@ -170,3 +170,46 @@ func TestLingeringConnectionsAreCapped(t *testing.T) {
 		t.Errorf("lingered %d, lingering %d; want 1 and 1 with room for one", ln.Lingered(), ln.Lingering())
 	}
 }
+
+// A drain waits for lingering connections while others are still being
+// answered and start lingering; under the race detector this is the
+// case that a WaitGroup got wrong.
+func TestWaitWhileConnectionsStartLingering(t *testing.T) {
+	opts := linger.DefaultOptions()
+	opts.Timeout = 50 * time.Millisecond
+	ln, addr := serveEarlyAnswers(t, opts, true)
+	clients := make(chan error, 20)
+	for range 20 {
+		go func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				clients <- err
+				return
+			}
+			defer c.Close()
+			c.Write([]byte("POST"))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.ReadAll(c)
+			clients <- err
+		}()
+	}
+	for done := 0; done < 20; {
+		select {
+		case err := <-clients:
+			if err != nil {
+				t.Error(err)
+			}
+			done++
+		default:
+			ln.Wait(nil)
+		}
+	}
+	timeout := make(chan struct{})
+	time.AfterFunc(5*time.Second, func() { close(timeout) })
+	if !ln.Wait(timeout) {
+		t.Fatal("lingering connections did not finish")
+	}
+	if ln.Lingering() != 0 || ln.Lingered() != 20 {
+		t.Errorf("lingering %d, lingered %d; want 0 and 20", ln.Lingering(), ln.Lingered())
+	}
+}

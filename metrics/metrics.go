@@ -29,12 +29,57 @@ type Metrics struct {
 	// RateLimited counts requests refused 429 by the rate limit, by what
 	// it counts per: client_ip or company.
 	RateLimited *prometheus.CounterVec
+	// RateLimitStoreErrors counts rate-limit decisions the shared store
+	// failed to make in time (Redis down, slow or refusing).
+	RateLimitStoreErrors prometheus.Counter
+	// RateLimitStoreDuration is the time one decision took in the shared
+	// store, a round trip to Redis, failed or not.
+	RateLimitStoreDuration prometheus.Histogram
 	// InFlight is the number of requests being handled now.
 	InFlight prometheus.Gauge
 	// RequestBodyBytes and ResponseBodyBytes count body bytes passed
 	// through, in each direction.
 	RequestBodyBytes  prometheus.Counter
 	ResponseBodyBytes prometheus.Counter
+
+	// AdmissionQueueLength, AdmissionWait and AdmissionRefusals follow the
+	// admission queues, per budget (BudgetRequests, BudgetTransfers):
+	// requests waiting now, how long each waited (refused or not), and
+	// refusals by reason (queue_full, queue_timeout).
+	AdmissionQueueLength *prometheus.GaugeVec
+	AdmissionWait        *prometheus.HistogramVec
+	AdmissionRefusals    *prometheus.CounterVec
+}
+
+// The admission budgets, the values of the budget label.
+const (
+	BudgetRequests  = "requests"
+	BudgetTransfers = "transfers"
+)
+
+// RateLimitKeys are the values of gateway_rate_limited_total's key
+// label: what a limit counts per.
+var RateLimitKeys = []string{"client_ip", "company"}
+
+// UpstreamErrorKinds are the values of gateway_upstream_errors_total's
+// kind label, created at 0 so a healthy gateway shows 0, not no data.
+var UpstreamErrorKinds = []string{"refused", "timeout", "reset", "bad_response", "pool_exhausted", "client_abort"}
+
+// Budget is one admission budget's instruments, looked up once.
+type Budget struct {
+	Queue                   prometheus.Gauge
+	Wait                    prometheus.Observer
+	QueueFull, QueueTimeout prometheus.Counter
+}
+
+// Admission returns the instruments of one budget.
+func (m *Metrics) Admission(budget string) Budget {
+	return Budget{
+		Queue:        m.AdmissionQueueLength.WithLabelValues(budget),
+		Wait:         m.AdmissionWait.WithLabelValues(budget),
+		QueueFull:    m.AdmissionRefusals.WithLabelValues(budget, "queue_full"),
+		QueueTimeout: m.AdmissionRefusals.WithLabelValues(budget, "queue_timeout"),
+	}
 }
 
 // New creates the instruments and registers them, with Go runtime and
@@ -66,6 +111,15 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "gateway_rate_limited_total",
 			Help: "Requests refused by the rate limit, by what it counts per.",
 		}, []string{"key"}),
+		RateLimitStoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_rate_limit_store_errors_total",
+			Help: "Rate-limit decisions the shared store (Redis) failed to make in time.",
+		}),
+		RateLimitStoreDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gateway_rate_limit_store_duration_seconds",
+			Help:    "Time of one rate-limit decision in the shared store (Redis), failed or not.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gateway_http_requests_in_flight",
 			Help: "Requests being handled now.",
@@ -78,11 +132,33 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "gateway_response_body_bytes_total",
 			Help: "Response body bytes sent to clients.",
 		}),
+		AdmissionQueueLength: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gateway_admission_queue_length",
+			Help: "Requests waiting for an admission slot now, by budget.",
+		}, []string{"budget"}),
+		AdmissionWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gateway_admission_wait_seconds",
+			Help:    "Time a request waited for an admission slot, admitted or refused, by budget.",
+			Buckets: []float64{.0001, .001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"budget"}),
+		AdmissionRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_admission_refusals_total",
+			Help: "Requests refused 503 by admission, by budget and reason.",
+		}, []string{"budget", "reason"}),
 	}
-	for _, key := range []string{"client_ip", "company"} {
-		m.RateLimited.WithLabelValues(key) // shown at 0 before the first refusal
+	// Every series with a fixed label set exists from the start, at 0.
+	for _, kind := range UpstreamErrorKinds {
+		m.UpstreamErrors.WithLabelValues(kind)
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors, m.RateLimited,
+	for _, b := range []string{BudgetRequests, BudgetTransfers} {
+		m.Admission(b)
+	}
+	for _, key := range RateLimitKeys {
+		m.RateLimited.WithLabelValues(key)
+	}
+	reg.MustRegister(m.AdmissionQueueLength, m.AdmissionWait, m.AdmissionRefusals)
+	reg.MustRegister(m.RateLimited, m.RateLimitStoreErrors, m.RateLimitStoreDuration)
+	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors,
 		m.InFlight, m.RequestBodyBytes, m.ResponseBodyBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

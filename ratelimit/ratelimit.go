@@ -3,6 +3,10 @@
 // number, the theoretical arrival time of its next request, so a limit
 // costs one small entry per active key and no timers. It knows nothing of
 // HTTP: routes/ asks Allow and maps the Decision to a status.
+//
+// Two stores keep the numbers: Memory, in this process, bounded; and
+// Redis, shared by every replica, where the algorithm runs as a Lua
+// script so that one request is one atomic round trip.
 package ratelimit
 
 import (
@@ -34,6 +38,10 @@ type Decision struct {
 	RetryAfter time.Duration
 	// Reset is how long until the full burst is available again.
 	Reset time.Duration
+	// Undecided says the store could not decide (Redis down or slow):
+	// Allowed is then the fail-open or fail-closed policy, and Remaining,
+	// RetryAfter and Reset say nothing.
+	Undecided bool
 }
 
 // gcra applies one request to a key whose theoretical arrival time is tat

@@ -68,7 +68,7 @@ func TestPanicIsRecovered(t *testing.T) {
 	log := logging.New(logs, slog.LevelInfo)
 	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: routes.ErrorHandler(log)})
 	routes.Register(app, routes.Deps{
-		ProjectName: "test", APIPrefix: "/api/v1", Logger: log, MaxInFlight: 10,
+		ProjectName: "test", APIPrefix: "/api/v1", Logger: log,
 		Upstream: buggyUpstream{upstream.NewClient(upstream.Options{
 			URL: u, Timeout: 5 * time.Second, ConnectTimeout: time.Second, IdleConnTimeout: time.Second, MaxConns: 10, PoolTimeout: time.Second,
 		})},

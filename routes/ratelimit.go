@@ -16,9 +16,11 @@ import (
 // decision was already made (and charged) by the Expect handler.
 const rateDecidedKey = "gateway.ratelimited"
 
-// rateLimiter wires a ratelimit.Memory into the request path.
+// rateLimiter wires a ratelimit.Limiter (in memory, or in Redis) into
+// the request path: before admission, so a client over its rate never
+// takes or waits for a slot, and before 100 Continue for uploads.
 type rateLimiter struct {
-	limit     *ratelimit.Memory
+	limit     ratelimit.Limiter
 	byCompany bool
 	trusted   *clientip.Resolver
 	metrics   *metrics.Metrics
@@ -56,20 +58,36 @@ func (r *rateLimiter) handler() fiber.Handler {
 			return c.Next()
 		}
 		d := r.limit.Allow(r.key(h, statsOf(c).clientIP))
-		setRateHeaders(&c.Response().Header, d)
 		if d.Allowed {
+			setRateHeaders(&c.Response().Header, d)
 			return c.Next()
 		}
-		r.metrics.RateLimited.WithLabelValues(r.keyLabel()).Inc()
+		status, detail := r.refusal(&c.Response().Header, d)
 		answerBeforeBody(c.Context()) // the body is never read
-		return fiber.NewError(fiber.StatusTooManyRequests, detailTooManyRequests)
+		return fiber.NewError(status, detail)
 	}
+}
+
+// refusal counts a refused decision and sets its headers, and returns
+// the status to answer: 429 over the limit, 503 when the store could
+// not decide and the policy is to fail closed.
+func (r *rateLimiter) refusal(h *fasthttp.ResponseHeader, d ratelimit.Decision) (int, string) {
+	if d.Undecided {
+		h.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds))
+		return fiber.StatusServiceUnavailable, detailRateLimitUnavailable
+	}
+	setRateHeaders(h, d)
+	r.metrics.RateLimited.WithLabelValues(r.keyLabel()).Inc()
+	return fiber.StatusTooManyRequests, detailTooManyRequests
 }
 
 // expect chains after prev into the server's Expect handler, so that an
 // upload over the limit gets 429 instead of 100 Continue and its body is
-// never sent. Only per client address: a company is known for sure only
-// once the auth middleware has run, after this.
+// never sent. Per company, the company is the X-Company-ID header here as
+// in the handler; once authentication verifies it from a token, that
+// check has to come before this one, or company limits leave Expect
+// uploads to the handler (they then answer 429 after 100 Continue,
+// closing lingering).
 func (r *rateLimiter) expect(prev func(*fasthttp.RequestCtx) int, ingestPrefix string, bare bareAnswerer) func(*fasthttp.RequestCtx) int {
 	return func(ctx *fasthttp.RequestCtx) int {
 		if prev != nil {
@@ -77,19 +95,19 @@ func (r *rateLimiter) expect(prev func(*fasthttp.RequestCtx) int, ingestPrefix s
 				return status
 			}
 		}
-		if r.byCompany || !hasPrefix(ctx.URI().PathOriginal(), ingestPrefix) {
+		if !hasPrefix(ctx.URI().PathOriginal(), ingestPrefix) {
 			return fiber.StatusContinue
 		}
 		d := r.limit.Allow(r.key(&ctx.Request.Header, expectClientIP(ctx, r.trusted)))
 		ctx.SetUserValue(rateDecidedKey, true)
-		setRateHeaders(&ctx.Response.Header, d)
 		if d.Allowed {
+			setRateHeaders(&ctx.Response.Header, d)
 			return fiber.StatusContinue
 		}
-		r.metrics.RateLimited.WithLabelValues(r.keyLabel()).Inc()
-		ctx.SetConnectionClose()
-		bare.answer(ctx, fiber.StatusTooManyRequests, detailTooManyRequests)
-		return fiber.StatusTooManyRequests
+		status, detail := r.refusal(&ctx.Response.Header, d)
+		closeLingering(ctx) // for clients that send the body anyway
+		bare.answer(ctx, status, detail)
+		return status
 	}
 }
 
@@ -112,7 +130,12 @@ func expectClientIP(ctx *fasthttp.RequestCtx, trusted *clientip.Resolver) string
 
 // setRateHeaders writes Retry-After when refused, and the IETF draft's
 // RateLimit-Limit, -Remaining and -Reset (whole seconds, rounded up).
+// An undecided answer (the store down, failing open) has none of them:
+// the gateway does not know.
 func setRateHeaders(h *fasthttp.ResponseHeader, d ratelimit.Decision) {
+	if d.Undecided {
+		return
+	}
 	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
 	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
 	h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.Reset)))

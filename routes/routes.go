@@ -9,12 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/atenex/gateway/admission"
 	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
@@ -70,11 +69,12 @@ type Deps struct {
 	// ClientBodyIdleTimeout is the longest a client may leave an upload or
 	// a download without progress.
 	ClientBodyIdleTimeout time.Duration
-	// MaxInFlight bounds requests being proxied at once.
-	MaxInFlight int
+	// Admission holds the budgets of requests proxied at once. The zero
+	// value admits 512 of each kind and queues none.
+	Admission Budgets
 	// RateLimit, when not nil, limits each client (or each company, with
 	// RateLimitByCompany) on the proxied routes: over it, 429.
-	RateLimit          *ratelimit.Memory
+	RateLimit          ratelimit.Limiter
 	RateLimitByCompany bool
 	// Metrics receives every request's measurements. Nil means none kept.
 	Metrics *metrics.Metrics
@@ -92,6 +92,12 @@ type Deps struct {
 func Register(app *fiber.App, d Deps) {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New(prometheus.NewRegistry())
+	}
+	if d.Admission.Requests == nil {
+		d.Admission.Requests = admission.New(admission.Options{Limit: 512})
+	}
+	if d.Admission.Transfers == nil {
+		d.Admission.Transfers = admission.New(admission.Options{Limit: 512})
 	}
 	access := logging.Named(d.Logger, "gateway.access")
 	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger), d.TrustedProxies))
@@ -146,9 +152,9 @@ func Register(app *fiber.App, d Deps) {
 			p.downloads = &downloadSplice{pipes: pipes, conns: d.UpstreamConns, connWriter: connBodyWriter()}
 		}
 	}
-	// The rate limit comes before the in-flight limit: a client over its
-	// rate must not take an in-flight slot even for a moment.
-	ingestChain := []fiber.Handler{limitInFlight(d.MaxInFlight), p.handle}
+	// The rate limit comes before admission: a client over its rate must
+	// not take a slot, nor wait in the queue for one.
+	ingestChain := []fiber.Handler{admit(d.Admission, d.Metrics), p.handle}
 	var limiter *rateLimiter
 	if d.RateLimit != nil {
 		limiter = &rateLimiter{limit: d.RateLimit, byCompany: d.RateLimitByCompany, trusted: d.TrustedProxies, metrics: d.Metrics}
@@ -220,31 +226,4 @@ func readBufferSize(app *fiber.App) int {
 		return n
 	}
 	return 4096 // fasthttp's default
-}
-
-// limitInFlight refuses requests beyond max at once, with 503 and
-// Retry-After, rather than queueing them: under overload, memory stays
-// bounded and the requests already admitted keep their latency.
-func limitInFlight(max int) fiber.Handler {
-	var inFlight atomic.Int64
-	return func(c *fiber.Ctx) error {
-		if inFlight.Add(1) > int64(max) {
-			inFlight.Add(-1)
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds))
-			return fiber.NewError(fiber.StatusServiceUnavailable, detailOverloaded)
-		}
-		handedOver := false
-		defer func() { // deferred: a panic must free the slot too
-			if !handedOver {
-				inFlight.Add(-1)
-			}
-		}()
-		err := c.Next()
-		// A streamed response holds its slot until its last byte is out.
-		if body, ok := c.Response().BodyStream().(*streamedBody); ok && err == nil {
-			body.release = func() { inFlight.Add(-1) }
-			handedOver = true
-		}
-		return err
-	}
 }
