@@ -2,13 +2,17 @@ package app_test
 
 import (
 	"bufio"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/atenex/gateway/config"
+	"github.com/atenex/gateway/ratelimit/redistest"
 )
 
 // TestRateLimit: past the burst a client gets 429 with the IETF headers
@@ -68,5 +72,150 @@ func TestRateLimit(t *testing.T) {
 	}
 	if hits := m.hits.Load(); hits != 2 {
 		t.Errorf("the ingest service saw %d requests, want the 2 allowed", hits)
+	}
+}
+
+// TestRateLimitNeverLimits: /, /health and CORS preflights pass however
+// far over its limit a client is.
+func TestRateLimitNeverLimits(t *testing.T) {
+	m := startMock(t)
+	g := startGateway(t, m.url, func(c *config.Config) {
+		c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 1, time.Hour, 1
+	})
+	get(t, g.url+"/api/v1/ingest/echo").Body.Close()
+	if resp := get(t, g.url+"/api/v1/ingest/echo"); resp.StatusCode != 429 {
+		t.Fatalf("second request: got %d, want 429", resp.StatusCode)
+	}
+	for range 5 {
+		for _, path := range []string{"/", "/health"} {
+			if resp := get(t, g.url+path); resp.StatusCode != 200 {
+				t.Errorf("%s over the limit: got %d, want 200", path, resp.StatusCode)
+			}
+		}
+		req, _ := http.NewRequest(http.MethodOptions, g.url+"/api/v1/ingest/upload", nil)
+		req.Header.Set("Origin", "http://localhost:3000")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		if resp := do(t, req); resp.StatusCode != 204 {
+			t.Errorf("CORS preflight over the limit: got %d, want 204", resp.StatusCode)
+		}
+	}
+}
+
+// TestRateLimitRefusesUploadsBeforeTheirBody: an upload over the limit is
+// answered 429 from its headers, with or without Expect: 100-continue, and
+// a client that sends its whole body first still reads the answer; the
+// ingest service never sees it. Per company, another company is not
+// affected.
+func TestRateLimitRefusesUploadsBeforeTheirBody(t *testing.T) {
+	for _, key := range []string{"client_ip", "company"} {
+		t.Run(key, func(t *testing.T) {
+			m := startMock(t)
+			g := startGateway(t, m.url, func(c *config.Config) {
+				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst, c.RateLimitKey = 1, time.Hour, 1, key
+			})
+			const body = 64 << 20
+			head := fmt.Sprintf("POST /api/v1/ingest/upload HTTP/1.1\r\nHost: x\r\nX-Company-ID: acme\r\nContent-Type: application/pdf\r\nContent-Length: %d\r\n", body)
+			rawRequest(t, g.addr, "GET /api/v1/ingest/echo HTTP/1.1\r\nHost: x\r\nX-Company-ID: acme\r\nConnection: close\r\n\r\n").Body.Close()
+
+			resp, detail, err := earlyAnswer(t, g.addr, head+"\r\n", body)
+			if err != nil {
+				t.Fatalf("without Expect: %v", err)
+			}
+			if resp.StatusCode != 429 || detail != "Too many requests." || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("without Expect: got %d %q Retry-After %q, want 429 %q with Retry-After", resp.StatusCode, detail, resp.Header.Get("Retry-After"), "Too many requests.")
+			}
+
+			conn := dial(t, g.addr)
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(conn, head+"Expect: 100-continue\r\n\r\n")
+			resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil || resp.StatusCode != 429 {
+				t.Fatalf("with Expect: got %v, %v; want 429 instead of 100 Continue", resp, err)
+			}
+			if hits := m.hits.Load(); hits != 1 {
+				t.Errorf("the ingest service saw %d requests, want the 1 allowed", hits)
+			}
+			other := rawRequest(t, g.addr, "GET /api/v1/ingest/echo HTTP/1.1\r\nHost: x\r\nX-Company-ID: globex\r\nConnection: close\r\n\r\n")
+			if want := map[string]int{"client_ip": 429, "company": 200}[key]; other.StatusCode != want {
+				t.Errorf("another company, same address: got %d, want %d", other.StatusCode, want)
+			}
+			series := `gateway_rate_limited_total{key="` + key + `"}`
+			if n := scrape(t, g.admin)[series]; n < 2 {
+				t.Errorf("%s: got %v, want at least 2", series, n)
+			}
+		})
+	}
+}
+
+// TestRateLimitRedisDown: with the store in Redis and Redis gone, requests
+// are let through (fail open) or refused 503 JSON (fail closed) within the
+// store timeout, counted in gateway_rate_limit_store_errors_total; once
+// Redis is back, the limit holds again without a restart.
+func TestRateLimitRedisDown(t *testing.T) {
+	for _, failClosed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail closed %v", failClosed), func(t *testing.T) {
+			srv := redistest.Start(t)
+			m := startMock(t)
+			g := startGateway(t, m.url, func(c *config.Config) {
+				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 1, time.Hour, 2
+				c.RateLimitStore, c.RateLimitFailClosed = srv.URL(), failClosed
+			})
+			statuses := func(n int) []int {
+				var out []int
+				for range n {
+					resp := get(t, g.url+"/api/v1/ingest/echo")
+					resp.Body.Close()
+					out = append(out, resp.StatusCode)
+				}
+				return out
+			}
+			if got := statuses(3); !slices.Equal(got, []int{200, 200, 429}) {
+				t.Fatalf("Redis up: got %v, want 200, 200, 429", got)
+			}
+
+			srv.Stop(t)
+			const n = 10
+			for i := range n {
+				start := time.Now()
+				resp := get(t, g.url+"/api/v1/ingest/echo")
+				took := time.Since(start)
+				if took > time.Second {
+					t.Errorf("request %d with Redis down took %v, want about the 50 ms store timeout", i, took)
+				}
+				if failClosed {
+					if d := detailOf(t, resp); resp.StatusCode != 503 || d != "Rate limit unavailable, try again shortly." || resp.Header.Get("Retry-After") != "1" {
+						t.Fatalf("fail closed, Redis down: got %d %q, want 503 with Retry-After", resp.StatusCode, d)
+					}
+				} else {
+					resp.Body.Close()
+					if resp.StatusCode != 200 || resp.Header.Get("RateLimit-Remaining") != "" {
+						t.Fatalf("fail open, Redis down: got %d RateLimit-Remaining %q, want 200 and no rate headers", resp.StatusCode, resp.Header.Get("RateLimit-Remaining"))
+					}
+				}
+			}
+			if got := scrape(t, g.admin)["gateway_rate_limit_store_errors_total"]; got != n {
+				t.Errorf("gateway_rate_limit_store_errors_total: got %v, want %d", got, n)
+			}
+
+			srv.Restart(t)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				resp := get(t, g.url+"/api/v1/ingest/echo")
+				resp.Body.Close()
+				if resp.Header.Get("RateLimit-Limit") != "" {
+					break // decided by Redis again
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("Redis back, but requests still undecided after 5 s")
+				}
+				time.Sleep(10 * time.Millisecond) // a poll interval
+			}
+			if got := statuses(2); !slices.Equal(got, []int{200, 429}) {
+				t.Errorf("Redis back: got %v, want 200, 429 (the limit holds again)", got)
+			}
+			if n := scrape(t, g.admin)["gateway_rate_limit_store_duration_seconds_count"]; n < 10 {
+				t.Errorf("gateway_rate_limit_store_duration_seconds_count: got %v, want every decision timed", n)
+			}
+		})
 	}
 }
