@@ -23,8 +23,9 @@ type Limit struct {
 	Burst  int
 }
 
-// interval is the time one request costs: Period/Count.
-func (l Limit) interval() time.Duration { return l.Period / time.Duration(l.Count) }
+// interval is the time one request costs: Period/Count, at least 1 ns
+// (a billion a second is no limit anyway, and 0 would divide by zero).
+func (l Limit) interval() time.Duration { return max(1, l.Period/time.Duration(l.Count)) }
 
 // Decision is the answer for one request.
 type Decision struct {

@@ -89,3 +89,14 @@ func BenchmarkMemory(b *testing.B) {
 		}
 	})
 }
+
+// TestHighRate: the highest rate config accepts (2^30 a second, under a
+// nanosecond a request) is allowed, not a division by zero.
+func TestHighRate(t *testing.T) {
+	m := NewMemory(Limit{Count: 1 << 30, Period: time.Second, Burst: 1 << 30}, 16)
+	for range 1000 {
+		if d := m.Allow("k"); !d.Allowed {
+			t.Fatalf("got %+v, want allowed", d)
+		}
+	}
+}

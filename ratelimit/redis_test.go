@@ -212,3 +212,47 @@ func BenchmarkRedis(b *testing.B) {
 		}
 	})
 }
+
+// TestRedisOneRoundTrip: a decision is one command from the client,
+// EVALSHA, once the script is loaded (the first call after a restart
+// loads it with EVAL).
+func TestRedisOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	r := newRedis(t, RedisOptions{URL: srv.URL(), Limit: Limit{Count: 10, Period: time.Second, Burst: 100}, Timeout: time.Second})
+	r.Allow("warm")
+	const n = 100
+	before := commandCalls(t, r)
+	for i := range n {
+		r.Allow("k" + strconv.Itoa(i%3))
+	}
+	after := commandCalls(t, r)
+	inScript := map[string]bool{"time": true, "get": true, "set": true} // what the script calls, counted too
+	for cmd, calls := range after {
+		if d := calls - before[cmd]; cmd != "info" && cmd != "evalsha" && !inScript[cmd] && d != 0 {
+			t.Errorf("%d decisions also ran %s %d times, want evalsha alone", n, cmd, d)
+		}
+	}
+	if after["evalsha"]-before["evalsha"] != n {
+		t.Errorf("%d decisions: evalsha ran %d times, want %d", n, after["evalsha"]-before["evalsha"], n)
+	}
+}
+
+// commandCalls reads INFO commandstats: calls per command.
+func commandCalls(t *testing.T, r *Redis) map[string]int64 {
+	t.Helper()
+	info, err := r.client.Info(t.Context(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.SplitN(rest, ",", 2)[0], 10, 64)
+		out[strings.TrimPrefix(name, "cmdstat_")] = n
+	}
+	return out
+}
