@@ -56,7 +56,9 @@ func BenchmarkProxyGet(b *testing.B) {
 // request reaches, kept in memory and in Redis: the difference to
 // BenchmarkProxyGet is what the limit costs a request.
 func BenchmarkProxyGetRateLimited(b *testing.B) {
-	limit := func(c *config.Config) { c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 1<<30, time.Second, 1<<30 }
+	limit := func(c *config.Config) {
+		c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 1<<30, time.Second, 1<<30
+	}
 	b.Run("memory", func(b *testing.B) {
 		benchGet(b, benchClient(benchGateway(b, limit)))
 	})
