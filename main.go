@@ -27,12 +27,14 @@ import (
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/logging"
 	"github.com/joho/godotenv"
+	"github.com/redis/go-redis/v9"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	redis.SetLogger(quietRedis{}) // process-wide, so here and not in run
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first signal, a second one gets the default action: exit now.
 	go func() { <-ctx.Done(); stop() }()
@@ -41,6 +43,13 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// quietRedis drops go-redis's own log lines: unstructured, on stderr,
+// one for every failed dial. The rate limiter logs a failing Redis
+// itself, in JSON, once per interval (ratelimit.Redis).
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
 
 // logFlushInterval bounds how long a log line waits in memory.
 const logFlushInterval = 200 * time.Millisecond

@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/atenex/gateway/admission"
+	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/linger"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
+	"github.com/atenex/gateway/ratelimit"
 	"github.com/atenex/gateway/routes"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
@@ -53,6 +55,10 @@ type App struct {
 	handedOff sync.WaitGroup
 	// stopAuth ends the token verifier's JWKS refreshes.
 	stopAuth context.CancelFunc
+	// rateStore is the rate limit's Redis client, closed after the drain.
+	rateStore *ratelimit.Redis
+	// err is a problem New found in cfg, returned by Serve.
+	err error
 }
 
 // New builds a gateway from cfg, which must come from config.Load (or be
@@ -102,17 +108,22 @@ func New(cfg config.Config, log *slog.Logger) *App {
 	a.stopAuth = stopAuth
 	// Idle keep-alive connections must not hold shutdown open.
 	a.fiber.Server().CloseOnShutdown = true
+	limit, redisStore, err := rateLimit(cfg, log, m)
+	a.rateStore, a.err = redisStore, err
 	routes.Register(a.fiber, routes.Deps{
-		ProjectName:    cfg.ProjectName,
-		APIPrefix:      cfg.APIPrefix,
-		AllowedOrigins: cfg.AllowedOrigins(),
-		Upstream:       a.upstream,
-		UpstreamHost:   cfg.IngestURL.Host,
-		UpstreamTLS:    cfg.IngestURL.Scheme == "https",
-		UpstreamConns:  conns,
-		NoSplice:       !cfg.Splice,
-		Health:         a.healthProblem,
-		Logger:         log,
+		ProjectName:        cfg.ProjectName,
+		APIPrefix:          cfg.APIPrefix,
+		AllowedOrigins:     cfg.AllowedOrigins(),
+		Upstream:           a.upstream,
+		UpstreamHost:       cfg.IngestURL.Host,
+		UpstreamTLS:        cfg.IngestURL.Scheme == "https",
+		UpstreamConns:      conns,
+		NoSplice:           !cfg.Splice,
+		Health:             a.healthProblem,
+		Logger:             log,
+		TrustedProxies:     clientip.New(cfg.TrustedProxies),
+		RateLimit:          limit,
+		RateLimitByCompany: cfg.RateLimitKey == "company",
 
 		MaxBodySize:           cfg.MaxBodySize,
 		ClientBodyIdleTimeout: cfg.ClientBodyIdleTimeout,
@@ -127,6 +138,36 @@ func New(cfg config.Config, log *slog.Logger) *App {
 	})
 	return a
 }
+
+// rateLimit builds the configured rate limit: nil for none, in this
+// process's memory, or in Redis, counted and timed in m. The Redis
+// store is returned too, for Serve to close.
+func rateLimit(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (ratelimit.Limiter, *ratelimit.Redis, error) {
+	if cfg.RateLimitCount == 0 {
+		return nil, nil, nil
+	}
+	l := ratelimit.Limit{Count: cfg.RateLimitCount, Period: cfg.RateLimitPeriod, Burst: cfg.RateLimitBurst}
+	if cfg.RateLimitStore == "memory" {
+		return ratelimit.NewMemory(l, rateLimitKeys), nil, nil
+	}
+	r, err := ratelimit.NewRedis(ratelimit.RedisOptions{
+		URL:        cfg.RateLimitStore,
+		Limit:      l,
+		Timeout:    cfg.RateLimitStoreTimeout,
+		FailClosed: cfg.RateLimitFailClosed,
+		Logger:     logging.Named(log, "gateway.ratelimit"),
+		OnError:    m.RateLimitStoreErrors.Inc,
+		Observe:    func(d time.Duration) { m.RateLimitStoreDuration.Observe(d.Seconds()) },
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, r, nil
+}
+
+// rateLimitKeys bounds the memory store: about 16 MiB at most, measured
+// by ratelimit.TestMemoryBound.
+const rateLimitKeys = 1 << 18
 
 // standingQueue is how long an admission queue must stay non-empty to
 // count as a standing queue of sustained overload rather than a burst: a
@@ -195,6 +236,14 @@ func Listen(cfg config.Config) (Listeners, error) {
 // upstream client. It returns nil after a clean drain.
 func (a *App) Serve(ctx context.Context, ls Listeners) error {
 	defer a.stopAuth()
+	if a.err != nil {
+		ls.Public.Close()
+		ls.Admin.Close()
+		return a.err
+	}
+	if a.rateStore != nil {
+		defer a.rateStore.Close()
+	}
 	opts := linger.DefaultOptions()
 	opts.Time, opts.Timeout = a.cfg.LingeringTime, a.cfg.LingeringTimeout
 	ln := linger.NewListener(ls.Public, opts)

@@ -17,12 +17,14 @@ import (
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/ingestmock"
 	"github.com/atenex/gateway/logging"
+	"github.com/atenex/gateway/ratelimit/redistest"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
 )
 
 // benchGateway serves a gateway with production defaults (access log
-// encoded, to io.Discard) in front of the mock ingest service.
+// encoded, to io.Discard) in front of the mock ingest service, changed by
+// edits.
 func benchGateway(b *testing.B, edits ...func(*config.Config)) string {
 	b.Helper()
 	upstream := serveHTTP(b, ingestmock.New("/api/v1"))
@@ -52,7 +54,26 @@ func benchClient(addr string) *fasthttp.HostClient {
 
 // BenchmarkProxyGet is a small GET through the proxy: the request-rate case.
 func BenchmarkProxyGet(b *testing.B) {
-	client := benchClient(benchGateway(b))
+	benchGet(b, benchClient(benchGateway(b)))
+}
+
+// BenchmarkProxyGetRateLimited is BenchmarkProxyGet with a rate limit no
+// request reaches, kept in memory and in Redis: the difference to
+// BenchmarkProxyGet is what the limit costs a request.
+func BenchmarkProxyGetRateLimited(b *testing.B) {
+	limit := func(c *config.Config) {
+		c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 1<<30, time.Second, 1<<30
+	}
+	b.Run("memory", func(b *testing.B) {
+		benchGet(b, benchClient(benchGateway(b, limit)))
+	})
+	b.Run("redis", func(b *testing.B) {
+		srv := redistest.Start(b)
+		benchGet(b, benchClient(benchGateway(b, limit, func(c *config.Config) { c.RateLimitStore = srv.URL() })))
+	})
+}
+
+func benchGet(b *testing.B, client *fasthttp.HostClient) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

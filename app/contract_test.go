@@ -4,11 +4,13 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/atenex/gateway/config"
 )
@@ -439,4 +441,42 @@ func TestResponseHeaders(t *testing.T) {
 			t.Errorf("Content-Type: got %q on a 204 without one, want none", ct)
 		}
 	})
+}
+
+// TestTrustedProxyHeaders: behind a trusted proxy (here the test client on
+// 127.0.0.1), the chain is extended and the proxy's proto and host passed
+// on; a client address the proxy did not vouch for is not the client.
+func TestTrustedProxyHeaders(t *testing.T) {
+	m := startMock(t)
+	g := startGateway(t, m.url, func(c *config.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	resp := rawRequest(t, g.addr, "GET /api/v1/ingest/echo HTTP/1.1\r\n"+
+		"Host: gateway.internal\r\n"+
+		"X-Forwarded-For: 6.6.6.6, 198.51.100.7\r\n"+
+		"X-Forwarded-For: 127.0.0.2\r\n"+
+		"X-Forwarded-Proto: https\r\n"+
+		"X-Forwarded-Host: app.example.com\r\n"+
+		"Connection: close\r\n\r\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status: got %d, want 200", resp.StatusCode)
+	}
+	var e echoed
+	decode(t, resp, &e)
+	want := map[string][]string{
+		"X-Forwarded-For":   {"6.6.6.6, 198.51.100.7, 127.0.0.2, 127.0.0.1"},
+		"X-Forwarded-Proto": {"https"},
+		"X-Forwarded-Host":  {"app.example.com"},
+	}
+	for name, values := range want {
+		if got := e.Headers[name]; !slices.Equal(got, values) {
+			t.Errorf("%s: got %q, want %q", name, got, values)
+		}
+	}
+	line := g.logs.waitLine(t, 2*time.Second, func(l map[string]any) bool {
+		return l["event"] == "Request completed" && l["path"] == "/api/v1/ingest/echo"
+	})
+	if line["client_ip"] != "198.51.100.7" {
+		t.Errorf("access log client_ip: got %v, want 198.51.100.7", line["client_ip"])
+	}
 }

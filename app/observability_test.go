@@ -190,7 +190,9 @@ func TestLabelledMetricsExistAtZero(t *testing.T) {
 	g := startGateway(t, "http://127.0.0.1:1", nil)
 	m := scrape(t, g.admin)
 	want := []string{`gateway_admission_queue_length{budget="requests"}`, `gateway_admission_queue_length{budget="transfers"}`,
-		`gateway_admission_wait_seconds_count{budget="requests"}`, `gateway_admission_wait_seconds_count{budget="transfers"}`}
+		`gateway_admission_wait_seconds_count{budget="requests"}`, `gateway_admission_wait_seconds_count{budget="transfers"}`,
+		`gateway_rate_limited_total{key="client_ip"}`, `gateway_rate_limited_total{key="company"}`,
+		`gateway_rate_limit_store_errors_total`, `gateway_rate_limit_store_duration_seconds_count`}
 	for _, kind := range []string{"refused", "timeout", "reset", "bad_response", "pool_exhausted", "client_abort"} {
 		want = append(want, `gateway_upstream_errors_total{kind="`+kind+`"}`)
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -224,6 +225,50 @@ type Config struct {
 	// 10000; 0 verifies every request in full.
 	JWTCacheSize int
 
+	// TrustedProxies are the networks of the proxies in front of the
+	// gateway (the cluster's ingress) whose X-Forwarded-For, -Proto and
+	// -Host are believed: the client is then the right-most untrusted
+	// address of X-Forwarded-For, and the chain is extended, not replaced.
+	// GATEWAY_TRUSTED_PROXIES, comma-separated CIDRs or addresses, default
+	// none: every client X-Forwarded-* is replaced, the gateway is the edge.
+	TrustedProxies []netip.Prefix
+
+	// RateLimitCount requests per RateLimitPeriod are allowed per key on
+	// the proxied routes (never /, /health or CORS preflights); more are
+	// answered 429. GATEWAY_RATE_LIMIT, such as "100/s", "6000/m" or
+	// "100000/h"; default unset, no limit (RateLimitCount 0).
+	RateLimitCount  int
+	RateLimitPeriod time.Duration
+
+	// RateLimitBurst is how many requests a key may send at once.
+	// GATEWAY_RATE_LIMIT_BURST, default RateLimitCount (one period's worth).
+	RateLimitBurst int
+
+	// RateLimitKey is what the limit counts per: "client_ip" (the client
+	// address, behind TrustedProxies the real one) or "company" (the
+	// X-Company-ID header: from the verified token when auth is on,
+	// otherwise the client's own, and so advisory).
+	// GATEWAY_RATE_LIMIT_KEY, default "client_ip".
+	RateLimitKey string
+
+	// RateLimitStore is where the limit's state is kept: "memory", in each
+	// replica (bounded: 262,144 keys; a client gets the limit once per
+	// replica), or a redis:// or rediss:// URL
+	// (redis://[user:password@]host:port[/db]), shared by every replica
+	// pointed at it. GATEWAY_RATE_LIMIT_STORE, default "memory".
+	RateLimitStore string
+
+	// RateLimitStoreTimeout bounds one decision in Redis, connecting
+	// included; past it the request is let through, or refused with
+	// RateLimitFailClosed. GATEWAY_RATE_LIMIT_STORE_TIMEOUT, seconds,
+	// default 0.05.
+	RateLimitStoreTimeout time.Duration
+
+	// RateLimitFailClosed answers 503 to requests Redis could not decide
+	// on in time, instead of letting them through unlimited.
+	// GATEWAY_RATE_LIMIT_FAIL_CLOSED, default false (fail open).
+	RateLimitFailClosed bool
+
 	// Host and Port are where the gateway listens. HOST, default "0.0.0.0";
 	// PORT, default 8080 (0 picks a free port).
 	Host string
@@ -259,6 +304,9 @@ func Default() Config {
 		LingeringTime:           30 * time.Second,
 		LingeringTimeout:        5 * time.Second,
 		Splice:                  true,
+		RateLimitKey:            "client_ip",
+		RateLimitStore:          "memory",
+		RateLimitStoreTimeout:   50 * time.Millisecond,
 		AdminPort:               9090,
 		AuthMode:                "none",
 		JWTLeeway:               30 * time.Second,
@@ -348,6 +396,14 @@ func Load(environ []string) (Config, error) {
 	p.seconds("GATEWAY_LINGERING_TIME", &c.LingeringTime)
 	p.seconds("GATEWAY_LINGERING_TIMEOUT", &c.LingeringTimeout)
 	p.boolean("GATEWAY_SPLICE", &c.Splice)
+	p.prefixes("GATEWAY_TRUSTED_PROXIES", &c.TrustedProxies)
+	p.rate("GATEWAY_RATE_LIMIT", &c.RateLimitCount, &c.RateLimitPeriod)
+	c.RateLimitBurst = c.RateLimitCount
+	p.integer("GATEWAY_RATE_LIMIT_BURST", &c.RateLimitBurst, 1, 1<<30)
+	p.str("GATEWAY_RATE_LIMIT_KEY", &c.RateLimitKey, oneOf("client_ip", "company"))
+	p.store("GATEWAY_RATE_LIMIT_STORE", &c.RateLimitStore)
+	p.seconds("GATEWAY_RATE_LIMIT_STORE_TIMEOUT", &c.RateLimitStoreTimeout)
+	p.boolean("GATEWAY_RATE_LIMIT_FAIL_CLOSED", &c.RateLimitFailClosed)
 	p.str("HOST", &c.Host, host)
 	p.integer("PORT", &c.Port, 0, 65535)
 	p.integer("GATEWAY_ADMIN_PORT", &c.AdminPort, 0, 65535)
@@ -488,6 +544,92 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	return n * mult, nil
+}
+
+// rate reads "count/unit" with unit s, m or h.
+func (p *parser) rate(name string, count *int, period *time.Duration) {
+	v, ok := p.env[name]
+	if !ok || strings.TrimSpace(v) == "" {
+		return
+	}
+	n, unit, _ := strings.Cut(strings.TrimSpace(v), "/")
+	per := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[strings.TrimSpace(unit)]
+	k, err := strconv.Atoi(strings.TrimSpace(n))
+	if err != nil || k < 1 || k > 1<<30 || per == 0 {
+		p.fail(name, `must be requests per second, minute or hour, such as "100/s" or "6000/m"`, v)
+		return
+	}
+	*count, *period = k, per
+}
+
+// store accepts "memory" or a Redis URL. A rejected URL is quoted with
+// its password hidden: the error goes to the log.
+func (p *parser) store(name string, dst *string) {
+	v, ok := p.env[name]
+	if !ok {
+		return
+	}
+	v = strings.TrimSpace(v)
+	if strings.EqualFold(v, "memory") {
+		*dst = "memory"
+		return
+	}
+	const rule = "must be memory or a Redis URL such as redis://redis:6379/0"
+	u, err := url.Parse(v)
+	if err != nil {
+		p.fail(name, rule, "(unparseable, not shown)")
+		return
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	if n, err := strconv.Atoi(db); (u.Scheme != "redis" && u.Scheme != "rediss") || u.Hostname() == "" ||
+		(db != "" && (err != nil || n < 0)) || u.RawQuery != "" || u.Fragment != "" {
+		p.fail(name, rule, u.Redacted())
+		return
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			p.fail(name, "must have a port from 1 to 65535", u.Redacted())
+			return
+		}
+	}
+	*dst = v
+}
+
+// oneOf accepts one of values, in any case.
+func oneOf(values ...string) func(string) (string, string) {
+	return func(v string) (string, string) {
+		low := strings.ToLower(strings.TrimSpace(v))
+		if slices.Contains(values, low) {
+			return low, ""
+		}
+		return "", "must be one of " + strings.Join(values, ", ")
+	}
+}
+
+// prefixes reads a comma-separated list of CIDRs; a bare address stands
+// for itself alone.
+func (p *parser) prefixes(name string, dst *[]netip.Prefix) {
+	v, ok := p.env[name]
+	if !ok {
+		return
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		pr, err := netip.ParsePrefix(f)
+		if a, aerr := netip.ParseAddr(f); aerr == nil {
+			pr, err = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+		}
+		if err != nil {
+			p.fail(name, "must be a comma-separated list of CIDRs such as 10.0.0.0/8,fd00::/8", v)
+			return
+		}
+		out = append(out, pr.Masked())
+	}
+	*dst = out
 }
 
 func (p *parser) url(name string, dst **url.URL) {

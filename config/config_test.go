@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ func fields(c config.Config) map[string]any {
 		ingest = c.IngestURL.String()
 	}
 	m["IngestURL"] = ingest
+	m["TrustedProxies"] = fmt.Sprint(c.TrustedProxies) // a slice: not comparable
 	return m
 }
 
@@ -76,6 +78,14 @@ func TestDefault(t *testing.T) {
 		"LingeringTime":           30 * time.Second,
 		"LingeringTimeout":        5 * time.Second,
 		"Splice":                  true,
+		"TrustedProxies":          "[]",
+		"RateLimitCount":          0,
+		"RateLimitPeriod":         time.Duration(0),
+		"RateLimitBurst":          0,
+		"RateLimitKey":            "client_ip",
+		"RateLimitStore":          "memory",
+		"RateLimitStoreTimeout":   50 * time.Millisecond,
+		"RateLimitFailClosed":     false,
 		"AdminPort":               9090,
 		"Host":                    "0.0.0.0",
 		"Port":                    8080,
@@ -174,6 +184,42 @@ func TestLoadParsesEachVariable(t *testing.T) {
 			name:    "splice off, pydantic spelling",
 			environ: []string{"gateway_splice= Off "},
 			edit:    func(c *config.Config) { c.Splice = false },
+		},
+		{
+			name:    "trusted proxies",
+			environ: []string{"GATEWAY_TRUSTED_PROXIES= 10.0.0.0/8, 192.0.2.1 ,fd00::/8"},
+			edit: func(c *config.Config) {
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
+					netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("fd00::/8")}
+			},
+		},
+		{
+			name:    "rate limit",
+			environ: []string{"GATEWAY_RATE_LIMIT=6000/m", "GATEWAY_RATE_LIMIT_KEY=Company"},
+			edit: func(c *config.Config) {
+				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst, c.RateLimitKey = 6000, time.Minute, 6000, "company"
+			},
+		},
+		{
+			name:    "rate limit with burst",
+			environ: []string{"GATEWAY_RATE_LIMIT=100/s", "GATEWAY_RATE_LIMIT_BURST=10"},
+			edit: func(c *config.Config) {
+				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 100, time.Second, 10
+			},
+		},
+		{
+			name: "rate limit in redis, failing closed",
+			environ: []string{"GATEWAY_RATE_LIMIT=100/s", "GATEWAY_RATE_LIMIT_STORE= redis://:secret@redis:6379/2 ",
+				"GATEWAY_RATE_LIMIT_STORE_TIMEOUT=0.2", "GATEWAY_RATE_LIMIT_FAIL_CLOSED=true"},
+			edit: func(c *config.Config) {
+				c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 100, time.Second, 100
+				c.RateLimitStore, c.RateLimitStoreTimeout, c.RateLimitFailClosed = "redis://:secret@redis:6379/2", 200*time.Millisecond, true
+			},
+		},
+		{
+			name:    "rate limit store memory, any case",
+			environ: []string{"GATEWAY_RATE_LIMIT_STORE=Memory", "GATEWAY_RATE_LIMIT_STORE_TIMEOUT=1"},
+			edit:    func(c *config.Config) { c.RateLimitStoreTimeout = time.Second },
 		},
 		{
 			name:    "splice on",
@@ -583,6 +629,21 @@ func invalidValues() []invalid {
 	tests := []invalid{
 		{name: "project name empty", key: "GATEWAY_PROJECT_NAME", value: ""},
 		{name: "splice not a bool", key: "GATEWAY_SPLICE", value: "sometimes"},
+		{name: "trusted proxies not a CIDR", key: "GATEWAY_TRUSTED_PROXIES", value: "10.0.0.0/8,ingress"},
+		{name: "rate limit no unit", key: "GATEWAY_RATE_LIMIT", value: "100"},
+		{name: "rate limit bad unit", key: "GATEWAY_RATE_LIMIT", value: "100/d"},
+		{name: "rate limit zero", key: "GATEWAY_RATE_LIMIT", value: "0/s"},
+		{name: "rate limit key unknown", key: "GATEWAY_RATE_LIMIT_KEY", value: "user"},
+		{name: "rate limit burst zero", key: "GATEWAY_RATE_LIMIT_BURST", value: "0"},
+		{name: "rate limit store unknown", key: "GATEWAY_RATE_LIMIT_STORE", value: "memcached://x:11211"},
+		{name: "rate limit store without host", key: "GATEWAY_RATE_LIMIT_STORE", value: "redis:///0"},
+		{name: "rate limit store bad db", key: "GATEWAY_RATE_LIMIT_STORE", value: "redis://redis:6379/zero"},
+		{name: "rate limit store bad port", key: "GATEWAY_RATE_LIMIT_STORE", value: "redis://redis:0"},
+		{name: "rate limit store with query", key: "GATEWAY_RATE_LIMIT_STORE", value: "redis://redis?dial_timeout=5s"},
+		{name: "rate limit store empty", key: "GATEWAY_RATE_LIMIT_STORE", value: ""},
+		{name: "rate limit store timeout zero", key: "GATEWAY_RATE_LIMIT_STORE_TIMEOUT", value: "0"},
+		{name: "rate limit fail closed not a bool", key: "GATEWAY_RATE_LIMIT_FAIL_CLOSED", value: "maybe"},
+		{name: "trusted proxies bad mask", key: "GATEWAY_TRUSTED_PROXIES", value: "10.0.0.0/33"},
 		{name: "splice empty", key: "GATEWAY_SPLICE", value: ""},
 		{name: "project name blank", key: "GATEWAY_PROJECT_NAME", value: "   "},
 
@@ -677,6 +738,21 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 				t.Errorf("error %q: does not quote the bad value %s", msg, quoted)
 			}
 		})
+	}
+}
+
+// TestLoadHidesStorePassword: a rejected Redis URL goes to the log, so
+// its password must not.
+func TestLoadHidesStorePassword(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"redis://:hunter2@redis:6379/x", "redis://u:hunter2@redis:99999", "http://u:hunter2@redis"} {
+		_, err := config.Load([]string{"GATEWAY_RATE_LIMIT_STORE=" + v})
+		if err == nil || !strings.HasPrefix(err.Error(), "GATEWAY_RATE_LIMIT_STORE: ") {
+			t.Fatalf("Load(%q): got %v, want an error naming GATEWAY_RATE_LIMIT_STORE", v, err)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Load(%q): error %q shows the password", v, err)
+		}
 	}
 }
 

@@ -759,3 +759,152 @@ func TestConfigMapLoadsWithAuth(t *testing.T) {
 		t.Errorf("the ConfigMap with jwt mode and a secret: %v", err)
 	}
 }
+
+// redisDir holds the optional Redis for shared rate limits, applied on
+// its own (kubectl apply -k deploy/kubernetes/redis).
+const redisDir = "redis"
+
+// commentedSettings are the ConfigMap's commented-out examples,
+// `# GATEWAY_X: "value"`, as KEY=value entries.
+func commentedSettings(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "configmap.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "# GATEWAY_")
+		if !ok {
+			continue
+		}
+		k, v, ok := strings.Cut(rest, ": ")
+		if !ok || strings.ContainsAny(k, " ") {
+			continue
+		}
+		unq, err := strconv.Unquote(v)
+		if err != nil {
+			t.Errorf("ConfigMap example GATEWAY_%s: got %s, want a quoted string", k, v)
+			continue
+		}
+		out["GATEWAY_"+k] = unq
+	}
+	return out
+}
+
+// TestConfigMapExamplesLoad: the commented-out settings of the ConfigMap
+// (the rate limit and its Redis among them) are accepted by the gateway
+// when uncommented, and the Redis they name is the Service of redis/.
+func TestConfigMapExamplesLoad(t *testing.T) {
+	m := loadAll(t)
+	ex := commentedSettings(t)
+	delete(ex, "GATEWAY_VERCEL_FRONTEND_URL") // a placeholder to fill in
+	for _, k := range []string{"GATEWAY_TRUSTED_PROXIES", "GATEWAY_RATE_LIMIT", "GATEWAY_RATE_LIMIT_BURST", "GATEWAY_RATE_LIMIT_KEY",
+		"GATEWAY_RATE_LIMIT_STORE", "GATEWAY_RATE_LIMIT_STORE_TIMEOUT", "GATEWAY_RATE_LIMIT_FAIL_CLOSED"} {
+		if _, ok := ex[k]; !ok {
+			t.Errorf("ConfigMap: no commented-out example of %s", k)
+		}
+	}
+	env := m.environ(t)
+	for _, k := range slices.Sorted(maps.Keys(ex)) {
+		env = append(env, k+"="+ex[k])
+	}
+	cfg, err := config.Load(env)
+	if err != nil {
+		t.Fatalf("config.Load of the ConfigMap with its examples uncommented: %v", err)
+	}
+	if cfg.RateLimitCount == 0 || cfg.RateLimitStore == "memory" {
+		t.Errorf("examples uncommented: got rate limit %d in %q, want a limit in Redis", cfg.RateLimitCount, cfg.RateLimitStore)
+	}
+
+	var svc service
+	load(t, filepath.Join(redisDir, "service.yaml"), &svc)
+	if len(svc.Spec.Ports) != 1 {
+		t.Fatalf("Redis Service: got %d ports, want 1", len(svc.Spec.Ports))
+	}
+	want := fmt.Sprintf("redis://%s:%d/0", svc.Metadata.Name, svc.Spec.Ports[0].Port)
+	if got := ex["GATEWAY_RATE_LIMIT_STORE"]; got != want {
+		t.Errorf("ConfigMap example GATEWAY_RATE_LIMIT_STORE: got %q, want the Redis Service, %q", got, want)
+	}
+}
+
+// TestRedis checks the optional Redis: listed whole in its kustomization,
+// its Service selecting its pod on its container's port, kept in memory
+// only (counters are not worth a disk), capped below its memory limit,
+// and as locked down as the gateway.
+func TestRedis(t *testing.T) {
+	var k kustomization
+	load(t, filepath.Join(redisDir, "kustomization.yaml"), &k)
+	files, err := filepath.Glob(filepath.Join(dir, redisDir, "*.y*ml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, f := range files {
+		if base := filepath.Base(f); base != "kustomization.yaml" {
+			want = append(want, base)
+		}
+	}
+	if got := slices.Sorted(slices.Values(k.Resources)); !slices.Equal(got, want) || k.Namespace != namespace {
+		t.Errorf("redis kustomization: got %q in %q, want %q in %q", got, k.Namespace, want, namespace)
+	}
+
+	var d redisDeployment
+	load(t, filepath.Join(redisDir, "deployment.yaml"), &d)
+	var svc service
+	load(t, filepath.Join(redisDir, "service.yaml"), &svc)
+	pod := d.Spec.Template.Metadata.Labels
+	if !subset(svc.Spec.Selector, pod) || !subset(d.Spec.Selector.MatchLabels, pod) {
+		t.Errorf("Redis selectors %v and %v: want both to select the pod labels %v", svc.Spec.Selector, d.Spec.Selector.MatchLabels, pod)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 {
+		t.Errorf("Redis replicas: got %v, want 1 (a second one would keep counters of its own)", d.Spec.Replicas)
+	}
+	cs := d.Spec.Template.Spec.Containers
+	if len(cs) != 1 {
+		t.Fatalf("Redis: got %d containers, want 1", len(cs))
+	}
+	c := cs[0]
+	if len(c.Ports) != 1 || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].TargetPort != c.Ports[0].Name {
+		t.Errorf("Redis Service targetPort %v: want the container's one port by name, %+v", svc.Spec.Ports, c.Ports)
+	}
+	args := strings.Join(c.Args, " ")
+	for _, a := range []string{`--save `, "--appendonly no", "--maxmemory-policy allkeys-lru"} {
+		if !strings.Contains(args+" ", a) {
+			t.Errorf("Redis args %q: want %q", c.Args, a)
+		}
+	}
+	if i := slices.Index(c.Args, "--save"); i < 0 || i+1 >= len(c.Args) || c.Args[i+1] != "" {
+		t.Errorf("Redis args %q: want --save \"\" (no snapshots)", c.Args)
+	}
+	if i := slices.Index(c.Args, "--maxmemory"); i < 0 || i+1 >= len(c.Args) {
+		t.Errorf("Redis args %q: want --maxmemory", c.Args)
+	} else if mb := strings.TrimSuffix(c.Args[i+1], "mb"); mb+"mb" != c.Args[i+1] {
+		t.Errorf("Redis --maxmemory %q: want a size in mb", c.Args[i+1])
+	} else if n, _ := strconv.ParseInt(mb, 10, 64); n<<20 >= quantity(t, c.Resources.Limits["memory"]) {
+		t.Errorf("Redis --maxmemory %s: want below the memory limit %s, leaving room for Redis itself", c.Args[i+1], c.Resources.Limits["memory"])
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}) {
+		t.Errorf("Redis securityContext: got %+v, want non-root, read-only root, no escalation, every capability dropped", sc)
+	}
+}
+
+// redisDeployment is the Redis Deployment's fields the tests read.
+type redisDeployment struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		Replicas *int          `yaml:"replicas"`
+		Selector labelSelector `yaml:"selector"`
+		Template struct {
+			Metadata objectMeta `yaml:"metadata"`
+			Spec     struct {
+				Containers []struct {
+					container `yaml:",inline"`
+					Args      []string `yaml:"args"`
+				} `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}

@@ -26,6 +26,15 @@ type Metrics struct {
 	// UpstreamErrors counts failed upstream exchanges by kind: refused,
 	// timeout, reset, bad_response, pool_exhausted, client_abort.
 	UpstreamErrors *prometheus.CounterVec
+	// RateLimited counts requests refused 429 by the rate limit, by what
+	// it counts per: client_ip or company.
+	RateLimited *prometheus.CounterVec
+	// RateLimitStoreErrors counts rate-limit decisions the shared store
+	// failed to make in time (Redis down, slow or refusing).
+	RateLimitStoreErrors prometheus.Counter
+	// RateLimitStoreDuration is the time one decision took in the shared
+	// store, a round trip to Redis, failed or not.
+	RateLimitStoreDuration prometheus.Histogram
 	// InFlight is the number of requests being handled now.
 	InFlight prometheus.Gauge
 	// RequestBodyBytes and ResponseBodyBytes count body bytes passed
@@ -51,6 +60,10 @@ const (
 	BudgetRequests  = "requests"
 	BudgetTransfers = "transfers"
 )
+
+// RateLimitKeys are the values of gateway_rate_limited_total's key
+// label: what a limit counts per.
+var RateLimitKeys = []string{"client_ip", "company"}
 
 // UpstreamErrorKinds are the values of gateway_upstream_errors_total's
 // kind label, created at 0 so a healthy gateway shows 0, not no data.
@@ -107,6 +120,19 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "gateway_upstream_errors_total",
 			Help: "Failed exchanges with the ingest service, by kind.",
 		}, []string{"kind"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_rate_limited_total",
+			Help: "Requests refused by the rate limit, by what it counts per.",
+		}, []string{"key"}),
+		RateLimitStoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_rate_limit_store_errors_total",
+			Help: "Rate-limit decisions the shared store (Redis) failed to make in time.",
+		}),
+		RateLimitStoreDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gateway_rate_limit_store_duration_seconds",
+			Help:    "Time of one rate-limit decision in the shared store (Redis), failed or not.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gateway_http_requests_in_flight",
 			Help: "Requests being handled now.",
@@ -154,7 +180,11 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, r := range JWKSResults {
 		m.JWKSFetches.WithLabelValues(r)
 	}
+	for _, key := range RateLimitKeys {
+		m.RateLimited.WithLabelValues(key)
+	}
 	reg.MustRegister(m.AdmissionQueueLength, m.AdmissionWait, m.AdmissionRefusals, m.AuthFailures, m.JWKSFetches)
+	reg.MustRegister(m.RateLimited, m.RateLimitStoreErrors, m.RateLimitStoreDuration)
 	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors,
 		m.InFlight, m.RequestBodyBytes, m.ResponseBodyBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

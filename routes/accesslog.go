@@ -3,13 +3,16 @@ package routes
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // statsKey is where a request's requestStats live in the context's Locals.
@@ -17,9 +20,11 @@ const statsKey = "gateway.stats"
 
 // requestStats is what the proxy tells the access log about a request.
 type requestStats struct {
-	clientIP string        // the peer's address, worked out once per request
-	upstream time.Duration // to the upstream's response headers; 0 if not proxied
-	bytesIn  int64         // request body bytes passed upstream
+	clientIP string // the client's address, worked out once per request
+	// forwardedFor, proto and host are the X-Forwarded-* to send upstream.
+	forwardedFor, proto, host string
+	upstream                  time.Duration // to the upstream's response headers; 0 if not proxied
+	bytesIn                   int64         // request body bytes passed upstream
 }
 
 // statsOf returns the request's stats, or fresh ones when the access log
@@ -28,7 +33,41 @@ func statsOf(c *fiber.Ctx) *requestStats {
 	if s, ok := c.Locals(statsKey).(*requestStats); ok {
 		return s
 	}
-	return &requestStats{clientIP: c.IP()}
+	s := originOf(c, nil)
+	return &s
+}
+
+// originOf works out where a request comes from: the peer, or behind the
+// trusted proxies the client they name (see clientip.Resolver.Resolve).
+// With none trusted it costs what c.IP() does.
+func originOf(c *fiber.Ctx, trusted *clientip.Resolver) requestStats {
+	if !trusted.Enabled() {
+		return requestStats{clientIP: c.IP()}
+	}
+	h := &c.Request().Header
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	o := trusted.Resolve(clientip.Request{
+		Peer:           peer,
+		TLS:            c.Context().IsTLS(),
+		Host:           string(h.Host()),
+		ForwardedFor:   joinedValues(h, fiber.HeaderXForwardedFor),
+		ForwardedProto: string(h.Peek(fiber.HeaderXForwardedProto)),
+		ForwardedHost:  string(h.Peek(fiber.HeaderXForwardedHost)),
+	})
+	return requestStats{clientIP: o.Client, forwardedFor: o.ForwardedFor, proto: o.Proto, host: o.Host}
+}
+
+// joinedValues joins every line of a repeated header with ", ", as RFC
+// 9110 §5.3 allows.
+func joinedValues(h *fasthttp.RequestHeader, name string) string {
+	var b []byte
+	for _, v := range h.PeekAll(name) {
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, v...)
+	}
+	return string(b)
 }
 
 // accessLog times each request, answers errors through handleErr so the
@@ -38,11 +77,11 @@ func statsOf(c *fiber.Ctx) *requestStats {
 // out (or the transfer broke), so duration_ms and bytes_out cover the whole
 // transfer; X-Process-Time, sent before the body, is the time to the
 // response headers, as in the original.
-func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandler) fiber.Handler {
+func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandler, trusted *clientip.Resolver) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		m.InFlight.Inc()
-		line := &accessLine{start: start, stats: requestStats{clientIP: c.IP()}}
+		line := &accessLine{start: start, stats: originOf(c, trusted)}
 		c.Locals(statsKey, &line.stats)
 		if err := c.Next(); err != nil {
 			if err := handleErr(c, err); err != nil {

@@ -69,21 +69,27 @@ func requireToken(v *auth.Verifier, m *metrics.Metrics, stripAuthorization bool)
 			answerBeforeBody(c.Context())
 			return fiber.NewError(status, f.Detail)
 		}
-		for _, h := range tenantHeaders {
-			in.Del(h) // every copy, any case
-		}
-		in.Set("X-Company-ID", id.CompanyID)
-		if id.UserID != "" {
-			in.Set("X-User-ID", id.UserID)
-		}
-		if id.Email != "" {
-			in.Set("X-User-Email", id.Email)
-		}
+		setTenant(in, id)
 		if stripAuthorization {
 			in.Del(fiber.HeaderAuthorization)
 		}
 		c.Locals(identityKey{}, id)
 		return c.Next()
+	}
+}
+
+// setTenant replaces every client-sent tenant header (all copies, any
+// case) with the token's.
+func setTenant(in *fasthttp.RequestHeader, id auth.Identity) {
+	for _, h := range tenantHeaders {
+		in.Del(h)
+	}
+	in.Set("X-Company-ID", id.CompanyID)
+	if id.UserID != "" {
+		in.Set("X-User-ID", id.UserID)
+	}
+	if id.Email != "" {
+		in.Set("X-User-Email", id.Email)
 	}
 }
 
@@ -100,8 +106,11 @@ func refuseUnauthenticated(next func(*fasthttp.RequestCtx) int, v *auth.Verifier
 		if !bytes.HasPrefix(ctx.URI().PathOriginal(), prefix) || !isAllowedMethod(string(ctx.Method())) {
 			return fiber.StatusContinue
 		}
-		_, f := v.Verify(context.Background(), string(ctx.Request.Header.Peek(fiber.HeaderAuthorization)))
+		id, f := v.Verify(context.Background(), string(ctx.Request.Header.Peek(fiber.HeaderAuthorization)))
 		if f == nil {
+			// The tenant is known now: a per-company rate limit chained
+			// after this counts the verified company, not the claimed one.
+			setTenant(&ctx.Request.Header, id)
 			return fiber.StatusContinue
 		}
 		m.AuthFailures.WithLabelValues(string(f.Reason)).Inc()

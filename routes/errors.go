@@ -28,6 +28,11 @@ const (
 	detailOverloaded  = "Gateway is overloaded, try again shortly."
 	detailTooLarge    = "Request body too large."
 	detailInvalidPath = "Invalid path."
+	// detailTooManyRequests is the 429 of a rate limit (ratelimit/).
+	detailTooManyRequests = "Too many requests."
+	// detailRateLimitUnavailable is the 503 of a rate limit whose shared
+	// store (Redis) could not decide, when it fails closed.
+	detailRateLimitUnavailable = "Rate limit unavailable, try again shortly."
 )
 
 // retryAfterSeconds is what a client told "busy" should wait.

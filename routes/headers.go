@@ -87,7 +87,10 @@ func containsFoldString(list []string, s []byte) bool {
 // upstream with the upstream's own host, as nginx does; a Host its
 // Connection header names is kept all the same. No Content-Type is
 // invented for a body that came without one.
-func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte, requestID, clientIP, upstreamHost string) {
+//
+// Behind trusted proxies (GATEWAY_TRUSTED_PROXIES), stats carries the
+// chain they forwarded extended with the peer, and their proto and host.
+func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte, requestID string, stats *requestStats, upstreamHost string) {
 	src := &c.Request().Header
 	dst.SetNoDefaultContentType(true)
 	dst.SetMethodBytes(src.Method())
@@ -112,7 +115,13 @@ func buildRequestHeader(dst *fasthttp.RequestHeader, c *fiber.Ctx, target []byte
 		}
 	}
 	dst.Set(fiber.HeaderXRequestID, requestID)
-	dst.Set(fiber.HeaderXForwardedFor, clientIP)
+	if stats.forwardedFor != "" {
+		dst.Set(fiber.HeaderXForwardedFor, stats.forwardedFor)
+		dst.Set(fiber.HeaderXForwardedProto, stats.proto)
+		dst.Set(fiber.HeaderXForwardedHost, stats.host)
+		return
+	}
+	dst.Set(fiber.HeaderXForwardedFor, stats.clientIP)
 	// Not c.Protocol(): with no trusted proxies configured, Fiber believes
 	// the client's own X-Forwarded-Proto and X-Url-Scheme.
 	proto := "http"

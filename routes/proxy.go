@@ -121,7 +121,7 @@ func (p *proxy) handle(c *fiber.Ctx) error {
 	req.UseHostHeader = true
 	var target [256]byte
 	stats := statsOf(c)
-	buildRequestHeader(&req.Header, c, upstreamURI(target[:0], p.prefix, uri, p.cut), requestIDOf(c), stats.clientIP, p.upstreamHost)
+	buildRequestHeader(&req.Header, c, upstreamURI(target[:0], p.prefix, uri, p.cut), requestIDOf(c), stats, p.upstreamHost)
 	if p.upstreamTLS {
 		// fasthttp refuses to send an http:// request over its TLS client.
 		req.URI().SetScheme("https")

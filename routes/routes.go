@@ -15,8 +15,10 @@ import (
 
 	"github.com/atenex/gateway/admission"
 	"github.com/atenex/gateway/auth"
+	"github.com/atenex/gateway/clientip"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
+	"github.com/atenex/gateway/ratelimit"
 	"github.com/atenex/gateway/splice"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
@@ -58,6 +60,8 @@ type Deps struct {
 	// Health reports whether the gateway can serve: "" when it can, or why
 	// not. /health answers 503 with that reason otherwise.
 	Health func() string
+	// TrustedProxies says whose X-Forwarded-* to believe; nil: nobody's.
+	TrustedProxies *clientip.Resolver
 	// Logger receives the access log and errors.
 	Logger *slog.Logger
 
@@ -75,6 +79,10 @@ type Deps struct {
 	// StripAuthorization keeps the client's Authorization header from the
 	// ingest service (GATEWAY_FORWARD_AUTHORIZATION=false, jwt mode only).
 	StripAuthorization bool
+	// RateLimit, when not nil, limits each client (or each company, with
+	// RateLimitByCompany) on the proxied routes: over it, 429.
+	RateLimit          ratelimit.Limiter
+	RateLimitByCompany bool
 	// Metrics receives every request's measurements. Nil means none kept.
 	Metrics *metrics.Metrics
 	// HandedOff counts responses being written on connections taken over
@@ -99,7 +107,7 @@ func Register(app *fiber.App, d Deps) {
 		d.Admission.Transfers = admission.New(admission.Options{Limit: 512})
 	}
 	access := logging.Named(d.Logger, "gateway.access")
-	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger)))
+	app.Use(accessLog(access, d.Metrics, ErrorHandler(d.Logger), d.TrustedProxies))
 	app.Use(screenRequest)
 	app.Use(requestid.New(requestid.Config{
 		Header:     fiber.HeaderXRequestID,
@@ -151,12 +159,19 @@ func Register(app *fiber.App, d Deps) {
 			p.downloads = &downloadSplice{pipes: pipes, conns: d.UpstreamConns, connWriter: connBodyWriter()}
 		}
 	}
-	proxied := []fiber.Handler{admit(d.Admission, d.Metrics), p.handle}
-	if d.Auth != nil {
-		// Before admission: a refused request never takes a slot.
-		proxied = append([]fiber.Handler{requireToken(d.Auth, d.Metrics, d.StripAuthorization)}, proxied...)
+	// Token first, then the rate limit (per company it counts the
+	// verified company), then admission: a request refused by either
+	// never takes a slot, nor waits in the queue for one.
+	ingestChain := []fiber.Handler{admit(d.Admission, d.Metrics), p.handle}
+	var limiter *rateLimiter
+	if d.RateLimit != nil {
+		limiter = &rateLimiter{limit: d.RateLimit, byCompany: d.RateLimitByCompany, trusted: d.TrustedProxies, metrics: d.Metrics}
+		ingestChain = append([]fiber.Handler{limiter.handler()}, ingestChain...)
 	}
-	app.All(ingest+"/*", proxied...)
+	if d.Auth != nil {
+		ingestChain = append([]fiber.Handler{requireToken(d.Auth, d.Metrics, d.StripAuthorization)}, ingestChain...)
+	}
+	app.All(ingest+"/*", ingestChain...)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
@@ -167,8 +182,12 @@ func Register(app *fiber.App, d Deps) {
 	srv.ErrorHandler = serverErrorHandler(bare)
 	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", bare)
 	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
+	// Each check runs after the ones it wraps: body size, token, rate.
 	if d.Auth != nil {
 		srv.ExpectHandler = refuseUnauthenticated(srv.ExpectHandler, d.Auth, ingest+"/", d.Metrics, bare)
+	}
+	if limiter != nil {
+		srv.ExpectHandler = limiter.expect(srv.ExpectHandler, ingest+"/", bare)
 	}
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
