@@ -2,6 +2,7 @@ package admission_test
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,20 +152,23 @@ func TestStandingQueueKeepsWaitsShort(t *testing.T) {
 	if admitted == 0 || refused == 0 || len(lateWaits) == 0 {
 		t.Fatalf("admitted %d, refused %d: the overload did not happen", admitted, refused)
 	}
-	slack := 40 * time.Millisecond // scheduling on a shared machine
-	for _, w := range lateWaits {
-		if w > target+slack {
-			t.Errorf("an admitted request waited %v in a standing queue; target %v", w, target)
-			break
-		}
+	// Scheduling on a shared machine (and the race detector) delays a few
+	// wake-ups; a queue that flickers back to FIFO delays a large share,
+	// by up to the interval. So the 90th percentile is held to the target.
+	slack := 40 * time.Millisecond
+	if w := percentile(lateWaits, .9); w > target+slack {
+		t.Errorf("admitted requests waited %v (p90) in a standing queue; target %v", w, target)
 	}
-	for _, w := range lateRefusals {
-		if w > target+slack {
-			t.Errorf("a refusal came after %v; in a standing queue it must come after about %v", w, target)
-			break
-		}
+	if w := percentile(lateRefusals, .9); w > target+slack {
+		t.Errorf("refusals came after %v (p90); in a standing queue they must come after about %v", w, target)
 	}
 	t.Logf("admitted %d, refused %d; %d waits and %d refusals after the queue stood", admitted, refused, len(lateWaits), len(lateRefusals))
+}
+
+func percentile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
 }
 
 func BenchmarkAcquireRelease(b *testing.B) {
