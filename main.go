@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/atenex/gateway/app"
+	"github.com/atenex/gateway/auth"
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/logging"
 	"github.com/joho/godotenv"
@@ -50,6 +51,9 @@ const logFlushInterval = 200 * time.Millisecond
 func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return healthcheck(ctx, environ)
+	}
+	if len(args) > 0 && args[0] == "token" {
+		return token(args[1:], environ, stdout)
 	}
 	flags := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	envFile := flags.String("env-file", ".env", "`file` of KEY=value settings; the process environment overrides it")
@@ -100,6 +104,42 @@ func readDotenv(path string) ([]string, error) {
 		entries = append(entries, k+"="+v)
 	}
 	return entries, nil
+}
+
+// token prints a development token for GATEWAY_AUTH_MODE=jwt, signed
+// HS256 with the configured GATEWAY_JWT_SECRET (from .env and the process
+// environment, as the gateway reads them), so that auth can be tried with
+// curl in one step: gateway token -company acme.
+func token(args, environ []string, stdout io.Writer) error {
+	flags := flag.NewFlagSet("gateway token", flag.ContinueOnError)
+	envFile := flags.String("env-file", ".env", "`file` of KEY=value settings; the process environment overrides it")
+	company := flags.String("company", "", "the company the token is for (required)")
+	user := flags.String("user", "dev-user", "the token's user (the user claim)")
+	email := flags.String("email", "dev@example.com", "the token's email")
+	ttl := flags.Duration("ttl", time.Hour, "how long the token is valid")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *company == "" {
+		return errors.New("token: -company is required")
+	}
+	dotenv, err := readDotenv(*envFile)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(append(dotenv, environ...))
+	if err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.JWTSecret == "" {
+		return errors.New("token: set GATEWAY_JWT_SECRET (at least 32 bytes) to mint a development token")
+	}
+	tok, err := auth.DevToken([]byte(cfg.JWTSecret), cfg.JWTCompanyClaim, *company, *user, *email, *ttl)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
 }
 
 // healthcheck asks the gateway on this machine for /health and fails

@@ -51,6 +51,8 @@ type App struct {
 	// handedOff counts responses written on connections the routes took
 	// over from fasthttp, which its shutdown does not wait for.
 	handedOff sync.WaitGroup
+	// stopAuth ends the token verifier's JWKS refreshes.
+	stopAuth context.CancelFunc
 }
 
 // New builds a gateway from cfg, which must come from config.Load (or be
@@ -96,6 +98,8 @@ func New(cfg config.Config, log *slog.Logger) *App {
 		Concurrency:  cfg.MaxClientConns,
 		ErrorHandler: routes.ErrorHandler(log),
 	})
+	verifier, stopAuth := newVerifier(cfg, a.log, m)
+	a.stopAuth = stopAuth
 	// Idle keep-alive connections must not hold shutdown open.
 	a.fiber.Server().CloseOnShutdown = true
 	routes.Register(a.fiber, routes.Deps{
@@ -116,8 +120,10 @@ func New(cfg config.Config, log *slog.Logger) *App {
 			Requests:  newBudget(cfg, cfg.MaxInFlight, m.Admission(metrics.BudgetRequests)),
 			Transfers: newBudget(cfg, cfg.MaxInFlightTransfers, m.Admission(metrics.BudgetTransfers)),
 		},
-		Metrics:   m,
-		HandedOff: &a.handedOff,
+		Metrics:            m,
+		HandedOff:          &a.handedOff,
+		Auth:               verifier,
+		StripAuthorization: verifier != nil && !cfg.ForwardAuthorization,
 	})
 	return a
 }
@@ -188,6 +194,7 @@ func Listen(cfg config.Config) (Listeners, error) {
 // finish for up to the configured shutdown timeout, and closes the
 // upstream client. It returns nil after a clean drain.
 func (a *App) Serve(ctx context.Context, ls Listeners) error {
+	defer a.stopAuth()
 	opts := linger.DefaultOptions()
 	opts.Time, opts.Timeout = a.cfg.LingeringTime, a.cfg.LingeringTimeout
 	ln := linger.NewListener(ls.Public, opts)

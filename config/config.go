@@ -171,6 +171,59 @@ type Config struct {
 	// GATEWAY_ADMIN_PORT, default 9090; 0 picks a free port.
 	AdminPort int
 
+	// AuthMode is "none" (no authentication, the original's contract) or
+	// "jwt": every proxied request needs a valid bearer token, and the
+	// tenant headers are set from its claims. GATEWAY_AUTH_MODE, default "none".
+	AuthMode string
+
+	// JWTSecret is the HMAC key for HS256/384/512 tokens, at least 32 bytes.
+	// GATEWAY_JWT_SECRET, default unset.
+	JWTSecret string
+
+	// JWKSURL is where RSA, ECDSA and Ed25519 public keys are fetched from.
+	// GATEWAY_JWKS_URL, default unset. In jwt mode, JWTSecret, JWKSURL or
+	// both must be set.
+	JWKSURL string
+
+	// JWTAlgorithms lists the accepted "alg" values, comma-separated in
+	// canonical spelling ("HS256,RS256"); "none" never is. A string, not a
+	// slice, so that Config stays comparable: see Algorithms.
+	// GATEWAY_JWT_ALGORITHMS, default: HS256 when only a secret is set,
+	// RS256,ES256 when only JWKS, all three with both.
+	JWTAlgorithms string
+
+	// JWTIssuer and JWTAudience are checked when set.
+	// GATEWAY_JWT_ISSUER, GATEWAY_JWT_AUDIENCE, default unset.
+	JWTIssuer   string
+	JWTAudience string
+
+	// JWTLeeway is the clock skew allowed on exp and nbf.
+	// GATEWAY_JWT_LEEWAY, seconds, default 30.
+	JWTLeeway time.Duration
+
+	// JWTCompanyClaim, JWTUserClaim, JWTEmailClaim are dotted claim paths
+	// ("app_metadata.company_id" for Supabase) read into X-Company-ID,
+	// X-User-ID, X-User-Email. GATEWAY_JWT_COMPANY_CLAIM (default
+	// "company_id"), GATEWAY_JWT_USER_CLAIM ("sub"), GATEWAY_JWT_EMAIL_CLAIM
+	// ("email").
+	JWTCompanyClaim string
+	JWTUserClaim    string
+	JWTEmailClaim   string
+
+	// JWKSRefresh is how often the key set is fetched again.
+	// GATEWAY_JWKS_REFRESH_INTERVAL, seconds, default 300.
+	JWKSRefresh time.Duration
+
+	// ForwardAuthorization sends the client's Authorization header on to
+	// the ingest service. GATEWAY_FORWARD_AUTHORIZATION, default true.
+	ForwardAuthorization bool
+
+	// JWTCacheSize bounds how many verified tokens are remembered (until
+	// their exp, at most 5 minutes) so that a client's repeated token is
+	// not verified again on every request. GATEWAY_JWT_CACHE_SIZE, default
+	// 10000; 0 verifies every request in full.
+	JWTCacheSize int
+
 	// Host and Port are where the gateway listens. HOST, default "0.0.0.0";
 	// PORT, default 8080 (0 picks a free port).
 	Host string
@@ -207,6 +260,14 @@ func Default() Config {
 		LingeringTimeout:        5 * time.Second,
 		Splice:                  true,
 		AdminPort:               9090,
+		AuthMode:                "none",
+		JWTLeeway:               30 * time.Second,
+		JWTCompanyClaim:         "company_id",
+		JWTUserClaim:            "sub",
+		JWTEmailClaim:           "email",
+		JWKSRefresh:             5 * time.Minute,
+		ForwardAuthorization:    true,
+		JWTCacheSize:            10000,
 		Host:                    "0.0.0.0",
 		Port:                    8080,
 	}
@@ -220,6 +281,14 @@ func (c Config) Addr() string {
 // AdminAddr is the admin listener's address, host:port.
 func (c Config) AdminAddr() string {
 	return net.JoinHostPort(c.Host, strconv.Itoa(c.AdminPort))
+}
+
+// Algorithms returns JWTAlgorithms as a list.
+func (c Config) Algorithms() []string {
+	if c.JWTAlgorithms == "" {
+		return nil
+	}
+	return strings.Split(c.JWTAlgorithms, ",")
 }
 
 // AllowedOrigins lists the origins CORS lets in, credentials included.
@@ -285,6 +354,8 @@ func Load(environ []string) (Config, error) {
 	if c.AdminPort == c.Port && c.Port != 0 {
 		p.fail("GATEWAY_ADMIN_PORT", "must differ from PORT", strconv.Itoa(c.AdminPort))
 	}
+
+	p.auth(&c)
 
 	if _, set := env["GATEWAY_HTTP_CLIENT_MAX_KEEPALIVE_CONNECTIONS"]; !set {
 		// The default keep-alive pool follows a smaller connection cap.
@@ -493,6 +564,105 @@ func host(v string) (string, string) {
 	if strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) ||
 		(strings.ContainsAny(v, "/:?#") && net.ParseIP(v) == nil) {
 		return "", "must be an IP address or host name to listen on"
+	}
+	return v, ""
+}
+
+// SupportedJWTAlgorithms are the values GATEWAY_JWT_ALGORITHMS may list.
+var SupportedJWTAlgorithms = []string{
+	"HS256", "HS384", "HS512",
+	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+	"ES256", "ES384", "ES512", "EdDSA",
+}
+
+// auth reads the GATEWAY_AUTH_MODE and GATEWAY_JWT_* settings, and checks
+// that jwt mode has a key to verify with and algorithms that key can serve.
+func (p *parser) auth(c *Config) {
+	p.str("GATEWAY_AUTH_MODE", &c.AuthMode, func(v string) (string, string) {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if v != "none" && v != "jwt" {
+			return "", "must be none or jwt"
+		}
+		return v, ""
+	})
+	p.str("GATEWAY_JWT_SECRET", &c.JWTSecret, func(v string) (string, string) {
+		if v != "" && len(v) < 32 {
+			return "", "must be at least 32 bytes"
+		}
+		return v, ""
+	})
+	if _, ok := p.env["GATEWAY_JWKS_URL"]; ok && strings.TrimSpace(p.env["GATEWAY_JWKS_URL"]) != "" {
+		var u *url.URL
+		p.url("GATEWAY_JWKS_URL", &u)
+		if u != nil {
+			c.JWKSURL = u.String()
+		}
+	}
+	p.str("GATEWAY_JWT_ISSUER", &c.JWTIssuer, trimmed)
+	p.str("GATEWAY_JWT_AUDIENCE", &c.JWTAudience, trimmed)
+	p.secondsOrZero("GATEWAY_JWT_LEEWAY", &c.JWTLeeway)
+	p.str("GATEWAY_JWT_COMPANY_CLAIM", &c.JWTCompanyClaim, claimPath)
+	p.str("GATEWAY_JWT_USER_CLAIM", &c.JWTUserClaim, claimPath)
+	p.str("GATEWAY_JWT_EMAIL_CLAIM", &c.JWTEmailClaim, claimPath)
+	p.seconds("GATEWAY_JWKS_REFRESH_INTERVAL", &c.JWKSRefresh)
+	p.boolean("GATEWAY_FORWARD_AUTHORIZATION", &c.ForwardAuthorization)
+	p.integer("GATEWAY_JWT_CACHE_SIZE", &c.JWTCacheSize, 0, 1<<20)
+	if v, ok := p.env["GATEWAY_JWT_ALGORITHMS"]; ok {
+		var algs []string
+		bad := false
+		for a := range strings.SplitSeq(v, ",") {
+			a = strings.TrimSpace(a)
+			i := slices.IndexFunc(SupportedJWTAlgorithms, func(s string) bool { return strings.EqualFold(s, a) })
+			if i < 0 {
+				bad = true
+				continue
+			}
+			if !slices.Contains(algs, SupportedJWTAlgorithms[i]) {
+				algs = append(algs, SupportedJWTAlgorithms[i])
+			}
+		}
+		if bad || len(algs) == 0 {
+			p.fail("GATEWAY_JWT_ALGORITHMS", "must be a comma-separated list of "+strings.Join(SupportedJWTAlgorithms, ", ")+` ("none" is never accepted)`, v)
+		} else {
+			c.JWTAlgorithms = strings.Join(algs, ",")
+		}
+	}
+	if c.AuthMode != "jwt" {
+		return
+	}
+	if c.JWTSecret == "" && c.JWKSURL == "" {
+		p.fail("GATEWAY_AUTH_MODE", "jwt needs GATEWAY_JWT_SECRET (at least 32 bytes) or GATEWAY_JWKS_URL", "jwt")
+		return
+	}
+	if c.JWTAlgorithms == "" {
+		var algs []string
+		if c.JWTSecret != "" {
+			algs = append(algs, "HS256")
+		}
+		if c.JWKSURL != "" {
+			algs = append(algs, "RS256", "ES256")
+		}
+		c.JWTAlgorithms = strings.Join(algs, ",")
+	}
+	for _, a := range c.Algorithms() {
+		if strings.HasPrefix(a, "HS") && c.JWTSecret == "" {
+			p.fail("GATEWAY_JWT_ALGORITHMS", a+" needs GATEWAY_JWT_SECRET", c.JWTAlgorithms)
+		}
+		if !strings.HasPrefix(a, "HS") && c.JWKSURL == "" {
+			p.fail("GATEWAY_JWT_ALGORITHMS", a+" needs GATEWAY_JWKS_URL", c.JWTAlgorithms)
+		}
+	}
+}
+
+func trimmed(v string) (string, string) { return strings.TrimSpace(v), "" }
+
+// claimPath checks a dotted claim path such as "app_metadata.company_id".
+func claimPath(v string) (string, string) {
+	v = strings.TrimSpace(v)
+	for seg := range strings.SplitSeq(v, ".") {
+		if seg == "" || strings.ContainsFunc(seg, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return "", `must be a dotted claim path such as "company_id" or "app_metadata.company_id"`
+		}
 	}
 	return v, ""
 }

@@ -79,6 +79,19 @@ func TestDefault(t *testing.T) {
 		"AdminPort":               9090,
 		"Host":                    "0.0.0.0",
 		"Port":                    8080,
+		"AuthMode":                "none",
+		"JWTSecret":               "",
+		"JWKSURL":                 "",
+		"JWTAlgorithms":           "",
+		"JWTIssuer":               "",
+		"JWTAudience":             "",
+		"JWTLeeway":               30 * time.Second,
+		"JWTCompanyClaim":         "company_id",
+		"JWTUserClaim":            "sub",
+		"JWTEmailClaim":           "email",
+		"JWKSRefresh":             5 * time.Minute,
+		"ForwardAuthorization":    true,
+		"JWTCacheSize":            10000,
 	}
 	got := fields(c)
 	for name, w := range want {
@@ -764,5 +777,72 @@ func TestLoadMaxConnectionsBelowKeepaliveDefault(t *testing.T) {
 	}
 	if c.UpstreamMaxIdleConns > c.UpstreamMaxConns {
 		t.Errorf("UpstreamMaxIdleConns: got %d, want at most UpstreamMaxConns (%d)", c.UpstreamMaxIdleConns, c.UpstreamMaxConns)
+	}
+}
+
+func TestLoadAuth(t *testing.T) {
+	t.Parallel()
+	secret := "GATEWAY_JWT_SECRET=0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name     string
+		environ  []string
+		wantErrs []string // substrings, every one must appear
+		check    func(config.Config) string
+	}{
+		{name: "jwt with a secret defaults to HS256", environ: []string{"GATEWAY_AUTH_MODE=JWT", secret},
+			check: func(c config.Config) string {
+				if c.AuthMode != "jwt" || c.JWTAlgorithms != "HS256" {
+					return c.AuthMode + " " + c.JWTAlgorithms
+				}
+				return ""
+			}},
+		{name: "jwks defaults to RS256,ES256", environ: []string{"GATEWAY_AUTH_MODE=jwt", "GATEWAY_JWKS_URL=https://x.supabase.co/auth/v1/.well-known/jwks.json"},
+			check: func(c config.Config) string {
+				if c.JWTAlgorithms != "RS256,ES256" {
+					return c.JWTAlgorithms
+				}
+				return ""
+			}},
+		{name: "algorithms canonicalised", environ: []string{"GATEWAY_AUTH_MODE=jwt", secret, "GATEWAY_JWT_ALGORITHMS= hs256 ,HS512,hs256", "GATEWAY_JWT_COMPANY_CLAIM=app_metadata.company_id", "GATEWAY_FORWARD_AUTHORIZATION=false"},
+			check: func(c config.Config) string {
+				if c.JWTAlgorithms != "HS256,HS512" || c.JWTCompanyClaim != "app_metadata.company_id" || c.ForwardAuthorization {
+					return c.JWTAlgorithms
+				}
+				return ""
+			}},
+		{name: "cache size", environ: []string{"GATEWAY_AUTH_MODE=jwt", secret, "GATEWAY_JWT_CACHE_SIZE=0"},
+			check: func(c config.Config) string {
+				if c.JWTCacheSize != 0 {
+					return fmt.Sprintf("JWTCacheSize %d, want 0", c.JWTCacheSize)
+				}
+				return ""
+			}},
+		{name: "every problem at once", environ: []string{"GATEWAY_AUTH_MODE=jwt", "GATEWAY_JWT_SECRET=short", "GATEWAY_JWT_CACHE_SIZE=-1", "GATEWAY_JWT_ALGORITHMS=none", "GATEWAY_JWT_COMPANY_CLAIM=a..b", "GATEWAY_JWT_LEEWAY=-1", "GATEWAY_JWKS_URL=ftp://x"},
+			wantErrs: []string{"GATEWAY_JWT_SECRET", "GATEWAY_JWT_CACHE_SIZE", "GATEWAY_JWT_ALGORITHMS", "GATEWAY_JWT_COMPANY_CLAIM", "GATEWAY_JWT_LEEWAY", "GATEWAY_JWKS_URL", "GATEWAY_AUTH_MODE"}},
+		{name: "RS256 without JWKS", environ: []string{"GATEWAY_AUTH_MODE=jwt", secret, "GATEWAY_JWT_ALGORITHMS=RS256"},
+			wantErrs: []string{"RS256 needs GATEWAY_JWKS_URL"}},
+		{name: "unknown mode", environ: []string{"GATEWAY_AUTH_MODE=basic"}, wantErrs: []string{"must be none or jwt"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Load(tc.environ)
+			if len(tc.wantErrs) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if msg := tc.check(c); msg != "" {
+					t.Fatalf("unexpected config: %s", msg)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.wantErrs {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q: %v", w, err)
+				}
+			}
+		})
 	}
 }

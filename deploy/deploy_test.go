@@ -96,8 +96,15 @@ type container struct {
 		} `yaml:"configMapRef"`
 	} `yaml:"envFrom"`
 	Env []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			SecretKeyRef *struct {
+				Name     string `yaml:"name"`
+				Key      string `yaml:"key"`
+				Optional *bool  `yaml:"optional"`
+			} `yaml:"secretKeyRef"`
+		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	Ports []struct {
 		Name          string `yaml:"name"`
@@ -699,4 +706,56 @@ func quantity(t *testing.T, q string) int64 {
 		t.Fatalf("memory quantity %q: %v", q, err)
 	}
 	return n
+}
+
+// authSecret is the Secret GATEWAY_JWT_SECRET comes from; it is created
+// by hand (kubectl create secret generic), never committed.
+const authSecret = "atenex-gateway-auth"
+
+// TestJWTSecretFromSecret: the HMAC key of GATEWAY_AUTH_MODE=jwt comes
+// from a Secret, never from the ConfigMap or a literal in the manifest,
+// and the Secret is optional, so that the gateway starts (auth off)
+// before one exists.
+func TestJWTSecretFromSecret(t *testing.T) {
+	m := loadAll(t)
+	if _, ok := m.configMap.Data["GATEWAY_JWT_SECRET"]; ok {
+		t.Error("GATEWAY_JWT_SECRET is in the ConfigMap, want it only in a Secret")
+	}
+	found := false
+	for _, e := range m.container(t).Env {
+		if e.Name != "GATEWAY_JWT_SECRET" {
+			continue
+		}
+		found = true
+		if e.Value != "" {
+			t.Error("GATEWAY_JWT_SECRET has a literal value in the Deployment, want valueFrom.secretKeyRef")
+		}
+		if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+			t.Fatal("GATEWAY_JWT_SECRET: got no valueFrom.secretKeyRef")
+		}
+		ref := e.ValueFrom.SecretKeyRef
+		if ref.Name != authSecret || ref.Key != "GATEWAY_JWT_SECRET" {
+			t.Errorf("GATEWAY_JWT_SECRET from secret %q key %q, want %q key GATEWAY_JWT_SECRET", ref.Name, ref.Key, authSecret)
+		}
+		if ref.Optional == nil || !*ref.Optional {
+			t.Error("GATEWAY_JWT_SECRET's Secret is required, want optional: true (auth is off until it exists)")
+		}
+	}
+	if !found {
+		t.Fatal("the Deployment does not set GATEWAY_JWT_SECRET from a Secret")
+	}
+}
+
+// TestConfigMapLoadsWithAuth: turning jwt mode on with a key from the
+// Secret, the ConfigMap's other settings still load; with the ConfigMap as
+// committed, auth is off.
+func TestConfigMapLoadsWithAuth(t *testing.T) {
+	m := loadAll(t)
+	if cfg := m.config(t); cfg.AuthMode != "none" {
+		t.Errorf("GATEWAY_AUTH_MODE: got %q, want none until the Secret is created", cfg.AuthMode)
+	}
+	env := append(m.environ(t), "GATEWAY_AUTH_MODE=jwt", "GATEWAY_JWT_SECRET="+strings.Repeat("k", 32))
+	if _, err := config.Load(env); err != nil {
+		t.Errorf("the ConfigMap with jwt mode and a secret: %v", err)
+	}
 }

@@ -41,6 +41,10 @@ type Metrics struct {
 	AdmissionQueueLength *prometheus.GaugeVec
 	AdmissionWait        *prometheus.HistogramVec
 	AdmissionRefusals    *prometheus.CounterVec
+	// AuthFailures counts refused tokens by reason (AuthFailureReasons).
+	AuthFailures *prometheus.CounterVec
+	// JWKSFetches counts key set fetches by result: ok or error.
+	JWKSFetches *prometheus.CounterVec
 
 	// requests holds Requests' counters by method and status code once
 	// looked up (see RequestCounter).
@@ -93,6 +97,15 @@ const (
 // UpstreamErrorKinds are the values of gateway_upstream_errors_total's
 // kind label, created at 0 so a healthy gateway shows 0, not no data.
 var UpstreamErrorKinds = []string{"refused", "timeout", "reset", "bad_response", "pool_exhausted", "client_abort"}
+
+// AuthFailureReasons are the values of gateway_auth_failures_total's
+// reason label (package auth's Reasons; a routes test keeps the two
+// lists equal), created at 0.
+var AuthFailureReasons = []string{"missing", "malformed", "signature", "expired", "not_yet_valid",
+	"issuer", "audience", "no_company", "keys_unavailable"}
+
+// JWKSResults are the values of gateway_jwks_refreshes_total's result label.
+var JWKSResults = []string{"ok", "error"}
 
 // Budget is one admission budget's instruments, looked up once.
 type Budget struct {
@@ -161,6 +174,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "gateway_admission_refusals_total",
 			Help: "Requests refused 503 by admission, by budget and reason.",
 		}, []string{"budget", "reason"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_auth_failures_total",
+			Help: "Requests refused by authentication, by reason.",
+		}, []string{"reason"}),
+		JWKSFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_jwks_refreshes_total",
+			Help: "JWKS key set fetches (scheduled, unknown kid, retries at start), by result.",
+		}, []string{"result"}),
 	}
 	// Every series with a fixed label set exists from the start, at 0.
 	for _, kind := range UpstreamErrorKinds {
@@ -169,7 +190,13 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, b := range []string{BudgetRequests, BudgetTransfers} {
 		m.Admission(b)
 	}
-	reg.MustRegister(m.AdmissionQueueLength, m.AdmissionWait, m.AdmissionRefusals)
+	for _, r := range AuthFailureReasons {
+		m.AuthFailures.WithLabelValues(r)
+	}
+	for _, r := range JWKSResults {
+		m.JWKSFetches.WithLabelValues(r)
+	}
+	reg.MustRegister(m.AdmissionQueueLength, m.AdmissionWait, m.AdmissionRefusals, m.AuthFailures, m.JWKSFetches)
 	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors,
 		m.InFlight, m.RequestBodyBytes, m.ResponseBodyBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -64,6 +64,10 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 		}
 		line.path = string(c.Request().URI().PathOriginal())
 		line.companyID = string(in.Peek("X-Company-ID"))
+		if id, ok := IdentityOf(c); ok {
+			// The token's, never the token itself.
+			line.userID, line.companyID = id.UserID, id.CompanyID
+		}
 		line.traceID = traceID(in.Peek("Traceparent"))
 		line.status = c.Response().StatusCode()
 		if body, ok := c.Response().BodyStream().(*streamedBody); ok {
@@ -81,10 +85,10 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 // included, so that one allocation serves both. Its strings are copies:
 // the line may be written after Fiber has reused the context.
 type accessLine struct {
-	requestID, method, path, companyID, traceID string
-	status                                      int
-	start                                       time.Time
-	stats                                       requestStats
+	requestID, method, path, companyID, userID, traceID string
+	status                                              int
+	start                                               time.Time
+	stats                                               requestStats
 }
 
 // finish records the request, completed at now: metrics, then the log
@@ -123,9 +127,13 @@ func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, now time.Time,
 		slog.Int64("bytes_out", bytesOut),
 		slog.String("company_id", l.companyID),
 		slog.String("trace_id", l.traceID),
-		{}, {}, // error and broken_by, when it broke off
+		{}, {}, {}, // user_id when known; error and broken_by, when it broke off
 	}
-	n := len(attrs) - 2
+	n := len(attrs) - 3
+	if l.userID != "" {
+		attrs[n] = slog.String("user_id", l.userID)
+		n++
+	}
 	if cause != nil {
 		brokenBy := "upstream"
 		if upstreamErr == nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/atenex/gateway/admission"
+	"github.com/atenex/gateway/auth"
 	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/splice"
@@ -68,6 +69,12 @@ type Deps struct {
 	// Admission holds the budgets of requests proxied at once. The zero
 	// value admits 512 of each kind and queues none.
 	Admission Budgets
+	// Auth verifies the bearer token of every proxied request and sets the
+	// tenant headers from it. Nil: authentication off, headers untouched.
+	Auth *auth.Verifier
+	// StripAuthorization keeps the client's Authorization header from the
+	// ingest service (GATEWAY_FORWARD_AUTHORIZATION=false, jwt mode only).
+	StripAuthorization bool
 	// Metrics receives every request's measurements. Nil means none kept.
 	Metrics *metrics.Metrics
 	// HandedOff counts responses being written on connections taken over
@@ -144,7 +151,12 @@ func Register(app *fiber.App, d Deps) {
 			p.downloads = &downloadSplice{pipes: pipes, conns: d.UpstreamConns, connWriter: connBodyWriter()}
 		}
 	}
-	app.All(ingest+"/*", admit(d.Admission, d.Metrics), p.handle)
+	proxied := []fiber.Handler{admit(d.Admission, d.Metrics), p.handle}
+	if d.Auth != nil {
+		// Before admission: a refused request never takes a slot.
+		proxied = append([]fiber.Handler{requireToken(d.Auth, d.Metrics, d.StripAuthorization)}, proxied...)
+	}
+	app.All(ingest+"/*", proxied...)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
@@ -155,6 +167,9 @@ func Register(app *fiber.App, d Deps) {
 	srv.ErrorHandler = serverErrorHandler(bare)
 	srv.Handler = knownMethodsOnly(srv.Handler, ingest+"/", bare)
 	srv.ExpectHandler = refuseLargeBodies(d.MaxBodySize, bare)
+	if d.Auth != nil {
+		srv.ExpectHandler = refuseUnauthenticated(srv.ExpectHandler, d.Auth, ingest+"/", d.Metrics, bare)
+	}
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, s fasthttp.ConnState) {
 		if prev != nil {
