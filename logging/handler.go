@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -31,6 +32,17 @@ type handlerShared struct {
 	mu   sync.Mutex
 	w    io.Writer
 	bufs sync.Pool // of *[]byte
+	// second is the timestamp text of the last second a line was written
+	// in: formatting a date costs more than the rest of an access line's
+	// header, and at thousands of lines a second it rarely changes.
+	second atomic.Pointer[stampedSecond]
+}
+
+// stampedSecond is one second's timestamp text, up to the fraction:
+// "2006-01-02T15:04:05.".
+type stampedSecond struct {
+	unix int64
+	text []byte
 }
 
 func newHandler(w io.Writer, level slog.Level) *handler {
@@ -42,25 +54,44 @@ func newHandler(w io.Writer, level slog.Level) *handler {
 func (h *handler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
 func (h *handler) Handle(_ context.Context, r slog.Record) error {
-	bp := h.shared.bufs.Get().(*[]byte)
-	b := (*bp)[:0]
-	b = append(b, `{"timestamp":"`...)
-	t := r.Time
-	if t.IsZero() {
-		t = time.Now()
-	}
-	b = t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z")
-	b = append(b, `","level":"`...)
-	b = append(b, levelName(r.Level)...)
-	b = append(b, `","event":`...)
-	b = appendString(b, r.Message)
-	b = append(b, h.attrs...)
+	bp, b := h.begin(r.Time, r.Level, r.Message)
 	r.Attrs(func(a slog.Attr) bool {
 		b = appendAttr(b, h.prefix, a)
 		return true
 	})
-	b = append(b, "}\n"...)
+	return h.end(bp, b)
+}
 
+// handleAttrs writes what Handle would for a record of attrs, without
+// building the record (see LogAttrs).
+func (h *handler) handleAttrs(t time.Time, level slog.Level, msg string, attrs []slog.Attr) error {
+	bp, b := h.begin(t, level, msg)
+	for _, a := range attrs {
+		b = appendAttr(b, h.prefix, a)
+	}
+	return h.end(bp, b)
+}
+
+// begin takes a pooled buffer and writes a line's built-in keys and the
+// attributes from With into it.
+func (h *handler) begin(t time.Time, level slog.Level, msg string) (*[]byte, []byte) {
+	bp := h.shared.bufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, `{"timestamp":"`...)
+	if t.IsZero() {
+		t = time.Now()
+	}
+	b = h.shared.appendTimestamp(b, t)
+	b = append(b, `","level":"`...)
+	b = append(b, levelName(level)...)
+	b = append(b, `","event":`...)
+	b = appendString(b, msg)
+	return bp, append(b, h.attrs...)
+}
+
+// end closes the line, writes it with one Write and returns the buffer.
+func (h *handler) end(bp *[]byte, b []byte) error {
+	b = append(b, "}\n"...)
 	h.shared.mu.Lock()
 	_, err := h.shared.w.Write(b)
 	h.shared.mu.Unlock()
@@ -69,6 +100,26 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 		h.shared.bufs.Put(bp)
 	}
 	return err
+}
+
+// appendTimestamp appends t as "2006-01-02T15:04:05.000000Z" in UTC,
+// the fraction truncated, as time.Time.AppendFormat would.
+func (sh *handlerShared) appendTimestamp(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	sec := sh.second.Load()
+	if unix := t.Unix(); sec == nil || sec.unix != unix {
+		sec = &stampedSecond{unix: unix, text: t.AppendFormat(nil, "2006-01-02T15:04:05.")}
+		sh.second.Store(sec)
+	}
+	b = append(b, sec.text...)
+	us := t.Nanosecond() / 1000
+	var frac [6]byte
+	for i := len(frac) - 1; i >= 0; i-- {
+		frac[i] = byte('0' + us%10)
+		us /= 10
+	}
+	b = append(b, frac[:]...)
+	return append(b, 'Z')
 }
 
 func (h *handler) WithAttrs(attrs []slog.Attr) slog.Handler {

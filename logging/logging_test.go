@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -325,5 +326,86 @@ func TestNewAttrsNamedLikeBuiltins(t *testing.T) {
 				t.Errorf("got output %q, want one JSON line with the event", out.String())
 			}
 		})
+	}
+}
+
+// TestLogAttrsWritesWhatHandleWrites holds that the access log's shortcut
+// writes, byte for byte, the line the handler writes for the same record,
+// through this package's handler and through any other, and honours the
+// level.
+func TestLogAttrsWritesWhatHandleWrites(t *testing.T) {
+	at := time.Date(2026, 12, 4, 21, 30, 15, 123456789, time.FixedZone("CET", 3600))
+	attrs := []slog.Attr{
+		slog.String("request_id", "id-1"), slog.String("path", "/a\"b"), slog.Int("status_code", 200),
+		slog.Float64("duration_ms", 1.25), slog.Int64("bytes_in", 7), slog.Any("err", errors.New("broke")),
+	}
+	tests := []struct {
+		name string
+		new  func(w *recorder) *slog.Logger
+	}{
+		{"this package's handler", func(w *recorder) *slog.Logger {
+			return logging.Named(logging.New(w, slog.LevelInfo), "gateway.access")
+		}},
+		{"slog's JSON handler", func(w *recorder) *slog.Logger {
+			return slog.New(slog.NewJSONHandler(w, nil)).With("logger", "gateway.access")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got, want recorder
+			if err := logging.LogAttrs(tt.new(&got), at, slog.LevelWarn, "Request completed", attrs...); err != nil {
+				t.Fatal(err)
+			}
+			r := slog.NewRecord(at, slog.LevelWarn, "Request completed", 0)
+			r.AddAttrs(attrs...)
+			if err := tt.new(&want).Handler().Handle(context.Background(), r); err != nil {
+				t.Fatal(err)
+			}
+			if got.String() != want.String() {
+				t.Errorf("got %s, want %s", got.String(), want.String())
+			}
+
+			var quiet recorder
+			if err := logging.LogAttrs(tt.new(&quiet), at, slog.LevelDebug, "hidden", attrs...); err != nil || quiet.String() != "" {
+				t.Errorf("below the level: got %q, %v; want nothing", quiet.String(), err)
+			}
+		})
+	}
+}
+
+// TestTimestampAcrossSeconds holds that the timestamp, whose date and time
+// of day are kept from one line to the next, changes with every second,
+// forwards and backwards (a clock set back), and reads as the layout does.
+func TestTimestampAcrossSeconds(t *testing.T) {
+	base := time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC)
+	times := []time.Time{
+		base.Add(999999999), // the fraction truncated, not rounded
+		base.Add(1 * time.Second),
+		base.Add(1*time.Second + 1000),
+		base,
+		time.Date(1969, 12, 31, 23, 59, 59, 500000000, time.UTC), // before 1970
+		time.Date(2026, 6, 1, 2, 3, 4, 5000, time.FixedZone("X", -7*3600)),
+		time.Date(2026, 6, 1, 2, 3, 4, 5000, time.FixedZone("X", -7*3600)), // same second, again
+		{}, // zero: the handler's own clock
+	}
+	var w recorder
+	log := logging.New(&w, slog.LevelInfo)
+	for _, at := range times {
+		before := time.Now()
+		if err := logging.LogAttrs(log, at, slog.LevelInfo, "x"); err != nil {
+			t.Fatal(err)
+		}
+		lines := decodeLines(t, w.String())
+		got := lines[len(lines)-1]["timestamp"]
+		if at.IsZero() {
+			stamp, err := time.Parse(timestampLayout, got.(string))
+			if err != nil || stamp.Before(before.Truncate(time.Microsecond)) || stamp.After(time.Now()) {
+				t.Errorf("zero time: got %v (%v), want the time of writing", got, err)
+			}
+			continue
+		}
+		if want := at.UTC().Format(timestampLayout); got != want {
+			t.Errorf("%v: got %v, want %s", at, got, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -53,6 +54,47 @@ type Metrics struct {
 	AuthFailures *prometheus.CounterVec
 	// JWKSFetches counts key set fetches by result: ok or error.
 	JWKSFetches *prometheus.CounterVec
+
+	// requests holds Requests' counters by method and status code once
+	// looked up (see RequestCounter).
+	requests [len(methods) + 1][maxCode - minCode]atomic.Pointer[counter]
+}
+
+// counter boxes a prometheus.Counter for an atomic.Pointer.
+type counter struct{ prometheus.Counter }
+
+// The status codes whose request counters RequestCounter keeps.
+const minCode, maxCode = 100, 600
+
+// methods are the method label's values besides OTHER.
+var methods = [...]string{"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "CONNECT", "TRACE"}
+
+// RequestCounter returns the Requests counter of a request with this
+// method and status. Looking it up in the vector hashes both label values
+// and formats the code on every call, an allocation per request; so each
+// counter is looked up once and then kept. A series still appears only
+// once a request has counted in it.
+func (m *Metrics) RequestCounter(method string, status int) prometheus.Counter {
+	if status < minCode || status >= maxCode {
+		return m.Requests.WithLabelValues(Method(method), Code(status))
+	}
+	slot := &m.requests[methodIndex(method)][status-minCode]
+	if c := slot.Load(); c != nil {
+		return c.Counter
+	}
+	c := &counter{m.Requests.WithLabelValues(Method(method), Code(status))}
+	slot.Store(c) // a racing lookup stores the same counter
+	return c.Counter
+}
+
+// methodIndex is m's index in methods, or len(methods) for OTHER.
+func methodIndex(m string) int {
+	for i, known := range methods {
+		if m == known {
+			return i
+		}
+	}
+	return len(methods)
 }
 
 // The admission budgets, the values of the budget label.
@@ -196,13 +238,15 @@ func New(reg prometheus.Registerer) *Metrics {
 // always a constant, never m: the registry keeps label values for good,
 // and m may alias a request buffer that is about to be reused.
 func Method(m string) string {
-	for _, known := range [...]string{"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "CONNECT", "TRACE"} {
-		if m == known {
-			return known
-		}
+	if i := methodIndex(m); i < len(methods) {
+		return methods[i]
 	}
-	return "OTHER"
+	return OtherMethod
 }
+
+// OtherMethod is the method label of every method not in the standard
+// set.
+const OtherMethod = "OTHER"
 
 // Code returns the status code label.
 func Code(status int) string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atenex/gateway/clientip"
+	"github.com/atenex/gateway/logging"
 	"github.com/atenex/gateway/metrics"
 	"github.com/atenex/gateway/upstream"
 	"github.com/gofiber/fiber/v2"
@@ -88,12 +89,18 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 				c.Status(fiber.StatusInternalServerError)
 			}
 		}
+		// One clock reading serves X-Process-Time and, for a response
+		// already complete, the access line.
+		now := time.Now()
 		var took [16]byte
-		c.Response().Header.SetBytesV("X-Process-Time", appendMillis(took[:0], time.Since(start)))
+		c.Response().Header.SetBytesV("X-Process-Time", appendMillis(took[:0], now.Sub(start)))
 
 		in := &c.Request().Header
 		line.requestID = strings.Clone(requestIDOf(c))
-		line.method = strings.Clone(c.Method())
+		// The standard methods as constants, saving a copy.
+		if line.method = metrics.Method(c.Method()); line.method == metrics.OtherMethod {
+			line.method = strings.Clone(c.Method())
+		}
 		line.path = string(c.Request().URI().PathOriginal())
 		line.companyID = string(in.Peek("X-Company-ID"))
 		if id, ok := IdentityOf(c); ok {
@@ -103,10 +110,12 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 		line.traceID = traceID(in.Peek("Traceparent"))
 		line.status = c.Response().StatusCode()
 		if body, ok := c.Response().BodyStream().(*streamedBody); ok {
-			body.done = func(n int64, upstreamErr, clientErr error) { line.finish(log, m, n, upstreamErr, clientErr) }
+			body.done = func(n int64, upstreamErr, clientErr error) {
+				line.finish(log, m, time.Now(), n, upstreamErr, clientErr)
+			}
 			return nil
 		}
-		line.finish(log, m, int64(len(c.Response().Body())), nil, nil)
+		line.finish(log, m, now, int64(len(c.Response().Body())), nil, nil)
 		return nil
 	}
 }
@@ -121,12 +130,12 @@ type accessLine struct {
 	stats                                               requestStats
 }
 
-// finish records the completed request: metrics, then the log line.
-// bytesOut is the response body bytes sent; upstreamErr or clientErr says
-// why a streamed body broke off, and on which side.
-func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64, upstreamErr, clientErr error) {
-	elapsed := time.Since(l.start)
-	m.Requests.WithLabelValues(metrics.Method(l.method), metrics.Code(l.status)).Inc()
+// finish records the request, completed at now: metrics, then the log
+// line. bytesOut is the response body bytes sent; upstreamErr or clientErr
+// says why a streamed body broke off, and on which side.
+func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, now time.Time, bytesOut int64, upstreamErr, clientErr error) {
+	elapsed := now.Sub(l.start)
+	m.RequestCounter(l.method, l.status).Inc()
 	m.RequestDuration.Observe(elapsed.Seconds())
 	m.RequestBodyBytes.Add(float64(l.stats.bytesIn))
 	m.ResponseBodyBytes.Add(float64(bytesOut))
@@ -142,14 +151,10 @@ func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64
 		m.UpstreamErrors.WithLabelValues("client_abort").Inc()
 		level, msg, cause = slog.LevelError, "Response body broken off", clientErr
 	}
-	ctx := context.Background()
-	if !log.Enabled(ctx, level) {
+	if !log.Enabled(context.Background(), level) {
 		return
 	}
-	// Handed to the handler directly: Logger.LogAttrs would also look up
-	// its caller's program counter, for a source the handler never prints.
-	r := slog.NewRecord(time.Now(), level, msg, 0)
-	r.AddAttrs(
+	attrs := [...]slog.Attr{
 		slog.String("request_id", l.requestID),
 		slog.String("method", l.method),
 		slog.String("path", l.path),
@@ -161,18 +166,22 @@ func (l *accessLine) finish(log *slog.Logger, m *metrics.Metrics, bytesOut int64
 		slog.Int64("bytes_out", bytesOut),
 		slog.String("company_id", l.companyID),
 		slog.String("trace_id", l.traceID),
-	)
+		{}, {}, {}, // user_id when known; error and broken_by, when it broke off
+	}
+	n := len(attrs) - 3
 	if l.userID != "" {
-		r.AddAttrs(slog.String("user_id", l.userID))
+		attrs[n] = slog.String("user_id", l.userID)
+		n++
 	}
 	if cause != nil {
 		brokenBy := "upstream"
 		if upstreamErr == nil {
 			brokenBy = "client"
 		}
-		r.AddAttrs(slog.String("error", cause.Error()), slog.String("broken_by", brokenBy))
+		attrs[n], attrs[n+1] = slog.String("error", cause.Error()), slog.String("broken_by", brokenBy)
+		n += 2
 	}
-	_ = log.Handler().Handle(ctx, r)
+	_ = logging.LogAttrs(log, now, level, msg, attrs[:n]...)
 }
 
 // traceID returns the trace ID of a W3C traceparent header

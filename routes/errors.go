@@ -183,8 +183,9 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 	ctx.SetStatusCode(status)
 	ctx.SetContentType(fiber.MIMEApplicationJSON)
 	ctx.Response.Header.Set(fiber.HeaderXRequestID, id)
+	now := time.Now()
 	var took [16]byte
-	ctx.Response.Header.SetBytesV("X-Process-Time", appendMillis(took[:0], time.Since(start)))
+	ctx.Response.Header.SetBytesV("X-Process-Time", appendMillis(took[:0], now.Sub(start)))
 	ctx.SetBodyString(body)
 	// The same line as every other request's. No error text: fasthttp's
 	// parse errors quote the raw request, credentials included.
@@ -198,7 +199,7 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 		start:     start,
 		stats:     requestStats{clientIP: ctx.RemoteIP().String()},
 	}
-	line.finish(b.log, b.metrics, int64(len(body)), nil, nil)
+	line.finish(b.log, b.metrics, now, int64(len(body)), nil, nil)
 }
 
 // refuseLargeBodies answers "Expect: 100-continue" for a body declared
