@@ -50,7 +50,8 @@ type Metrics struct {
 	AdmissionQueueLength *prometheus.GaugeVec
 	AdmissionWait        *prometheus.HistogramVec
 	AdmissionRefusals    *prometheus.CounterVec
-	// AuthFailures counts refused tokens by reason (AuthFailureReasons).
+	// AuthFailures counts refused tokens by reason (package auth's
+	// Reasons; routes.Register creates each at 0).
 	AuthFailures *prometheus.CounterVec
 	// JWKSFetches counts key set fetches by result: ok or error.
 	JWKSFetches *prometheus.CounterVec
@@ -110,12 +111,6 @@ var RateLimitKeys = []string{"client_ip", "company"}
 // UpstreamErrorKinds are the values of gateway_upstream_errors_total's
 // kind label, created at 0 so a healthy gateway shows 0, not no data.
 var UpstreamErrorKinds = []string{"refused", "timeout", "reset", "bad_response", "pool_exhausted", "client_abort"}
-
-// AuthFailureReasons are the values of gateway_auth_failures_total's
-// reason label (package auth's Reasons; a routes test keeps the two
-// lists equal), created at 0.
-var AuthFailureReasons = []string{"missing", "malformed", "signature", "expired", "not_yet_valid",
-	"issuer", "audience", "no_company", "keys_unavailable"}
 
 // JWKSResults are the values of gateway_jwks_refreshes_total's result label.
 var JWKSResults = []string{"ok", "error"}
@@ -216,19 +211,16 @@ func New(reg prometheus.Registerer) *Metrics {
 	for _, b := range []string{BudgetRequests, BudgetTransfers} {
 		m.Admission(b)
 	}
-	for _, r := range AuthFailureReasons {
-		m.AuthFailures.WithLabelValues(r)
-	}
 	for _, r := range JWKSResults {
 		m.JWKSFetches.WithLabelValues(r)
 	}
 	for _, key := range RateLimitKeys {
 		m.RateLimited.WithLabelValues(key)
 	}
-	reg.MustRegister(m.AdmissionQueueLength, m.AdmissionWait, m.AdmissionRefusals, m.AuthFailures, m.JWKSFetches)
-	reg.MustRegister(m.RateLimited, m.RateLimitStoreErrors, m.RateLimitStoreDuration)
 	reg.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.UpstreamErrors,
 		m.InFlight, m.RequestBodyBytes, m.ResponseBodyBytes,
+		m.AdmissionQueueLength, m.AdmissionWait, m.AdmissionRefusals, m.AuthFailures, m.JWKSFetches,
+		m.RateLimited, m.RateLimitStoreErrors, m.RateLimitStoreDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -34,22 +34,23 @@ func statsOf(c *fiber.Ctx) *requestStats {
 	if s, ok := c.Locals(statsKey).(*requestStats); ok {
 		return s
 	}
-	s := originOf(c, nil)
+	s := originOf(c.Context(), nil)
 	return &s
 }
 
 // originOf works out where a request comes from: the peer, or behind the
 // trusted proxies the client they name (see clientip.Resolver.Resolve).
-// With none trusted it costs what c.IP() does.
-func originOf(c *fiber.Ctx, trusted *clientip.Resolver) requestStats {
+// It needs the headers only, so the Expect check can ask it too. With
+// none trusted it costs what Fiber's c.IP() does.
+func originOf(ctx *fasthttp.RequestCtx, trusted *clientip.Resolver) requestStats {
 	if !trusted.Enabled() {
-		return requestStats{clientIP: c.IP()}
+		return requestStats{clientIP: ctx.RemoteIP().String()}
 	}
-	h := &c.Request().Header
-	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	h := &ctx.Request.Header
+	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	o := trusted.Resolve(clientip.Request{
 		Peer:           peer,
-		TLS:            c.Context().IsTLS(),
+		TLS:            ctx.IsTLS(),
 		Host:           string(h.Host()),
 		ForwardedFor:   joinedValues(h, fiber.HeaderXForwardedFor),
 		ForwardedProto: string(h.Peek(fiber.HeaderXForwardedProto)),
@@ -82,7 +83,7 @@ func accessLog(log *slog.Logger, m *metrics.Metrics, handleErr fiber.ErrorHandle
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		m.InFlight.Inc()
-		line := &accessLine{start: start, stats: originOf(c, trusted)}
+		line := &accessLine{start: start, stats: originOf(c.Context(), trusted)}
 		c.Locals(statsKey, &line.stats)
 		if err := c.Next(); err != nil {
 			if err := handleErr(c, err); err != nil {

@@ -43,7 +43,6 @@ func admit(b Budgets, m *metrics.Metrics) fiber.Handler {
 			} else {
 				obs.QueueTimeout.Inc()
 			}
-			answerBeforeBody(c.Context())
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retryAfterSeconds))
 			return fiber.NewError(fiber.StatusServiceUnavailable, detailOverloaded)
 		}

@@ -48,15 +48,20 @@ func authStatus(f *auth.Failure) (status int, challenge string) {
 // refused request is answered at once, never proxied and its body never
 // read; an accepted one has its tenant headers replaced by the token's
 // and its identity stored for IdentityOf. A refusal is made from the
-// headers alone, so it readies the connection with answerBeforeBody. Methods the proxy answers 405
-// pass through unverified: that answer is the gateway's own.
+// headers alone (ErrorHandler readies its connection for the unread
+// body). Methods the proxy answers 405 pass through unverified: that
+// answer is the gateway's own.
 func requireToken(v *auth.Verifier, m *metrics.Metrics, stripAuthorization bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !isAllowedMethod(c.Method()) {
 			return c.Next()
 		}
 		in := &c.Request().Header
-		id, f := v.Verify(c.UserContext(), string(in.Peek(fiber.HeaderAuthorization)))
+		id, verified := IdentityOf(c) // by the Expect check already
+		var f *auth.Failure
+		if !verified {
+			id, f = v.Verify(c.UserContext(), string(in.Peek(fiber.HeaderAuthorization)))
+		}
 		if f != nil {
 			m.AuthFailures.WithLabelValues(string(f.Reason)).Inc()
 			status, challenge := authStatus(f)
@@ -66,8 +71,7 @@ func requireToken(v *auth.Verifier, m *metrics.Metrics, stripAuthorization bool)
 			if status == fiber.StatusServiceUnavailable {
 				c.Set(fiber.HeaderRetryAfter, "5")
 			}
-			answerBeforeBody(c.Context())
-			return fiber.NewError(status, f.Detail)
+			return fiber.NewError(status, f.Detail) // ErrorHandler readies the connection
 		}
 		setTenant(in, id)
 		if stripAuthorization {
@@ -109,8 +113,10 @@ func refuseUnauthenticated(next func(*fasthttp.RequestCtx) int, v *auth.Verifier
 		id, f := v.Verify(context.Background(), string(ctx.Request.Header.Peek(fiber.HeaderAuthorization)))
 		if f == nil {
 			// The tenant is known now: a per-company rate limit chained
-			// after this counts the verified company, not the claimed one.
+			// after this counts the verified company, not the claimed one;
+			// requireToken takes the identity from here.
 			setTenant(&ctx.Request.Header, id)
+			ctx.SetUserValue(identityKey{}, id)
 			return fiber.StatusContinue
 		}
 		m.AuthFailures.WithLabelValues(string(f.Reason)).Inc()
@@ -121,8 +127,6 @@ func refuseUnauthenticated(next func(*fasthttp.RequestCtx) int, v *auth.Verifier
 		if status == fiber.StatusServiceUnavailable {
 			ctx.Response.Header.Set(fiber.HeaderRetryAfter, "5")
 		}
-		closeLingering(ctx) // for clients that send the body anyway
-		bare.answer(ctx, status, f.Detail)
-		return status
+		return bare.refuseContinue(ctx, status, f.Detail)
 	}
 }

@@ -6,12 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/atenex/gateway/auth"
-	"github.com/atenex/gateway/metrics"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 )
@@ -61,18 +59,6 @@ func FuzzAuthMiddleware(f *testing.F) {
 			t.Fatalf("Authorization %q: status %d, verifier says %v", h, resp.StatusCode, f)
 		}
 	})
-}
-
-// TestAuthReasonsAreMetricLabels: the reasons auth gives are exactly the
-// label values metrics creates at 0, so none appears only once it occurs.
-func TestAuthReasonsAreMetricLabels(t *testing.T) {
-	var got []string
-	for _, r := range auth.Reasons {
-		got = append(got, string(r))
-	}
-	if !slices.Equal(got, metrics.AuthFailureReasons) {
-		t.Errorf("auth.Reasons: got %q, want metrics.AuthFailureReasons %q", got, metrics.AuthFailureReasons)
-	}
 }
 
 // okUpstream answers every request 200 with an empty body.

@@ -77,7 +77,9 @@ func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 		case errors.As(err, &fe):
 			status, detail = fe.Code, fe.Message
 			// Most such answers come before the body is read (404, 405,
-			// refusals); those after it have closed lingering already.
+			// every refusal: admission, token, rate); those after it have
+			// closed lingering already. This is the one place that readies
+			// their connections.
 			answerBeforeBody(c.Context())
 		case errors.As(err, &ue):
 			status, detail = statusOf(ue.kind)
@@ -208,10 +210,18 @@ func (b bareAnswerer) answer(ctx *fasthttp.RequestCtx, status int, detail string
 func refuseLargeBodies(maxBody int64, bare bareAnswerer) func(*fasthttp.RequestCtx) int {
 	return func(ctx *fasthttp.RequestCtx) int {
 		if maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > maxBody {
-			closeLingering(ctx) // for clients that send the body anyway
-			bare.answer(ctx, fiber.StatusRequestEntityTooLarge, detailTooLarge)
-			return fiber.StatusRequestEntityTooLarge
+			return bare.refuseContinue(ctx, fiber.StatusRequestEntityTooLarge, detailTooLarge)
 		}
 		return fiber.StatusContinue
 	}
+}
+
+// refuseContinue answers a request with "Expect: 100-continue" with
+// status instead of 100 Continue, and returns status for the Expect
+// handler. The client should not send its body now, but may anyway: the
+// connection closes lingering.
+func (b bareAnswerer) refuseContinue(ctx *fasthttp.RequestCtx, status int, detail string) int {
+	closeLingering(ctx)
+	b.answer(ctx, status, detail)
+	return status
 }

@@ -1,7 +1,7 @@
 package routes
 
 import (
-	"net/netip"
+	"bytes"
 	"strconv"
 	"time"
 
@@ -63,8 +63,7 @@ func (r *rateLimiter) handler() fiber.Handler {
 			return c.Next()
 		}
 		status, detail := r.refusal(&c.Response().Header, d)
-		answerBeforeBody(c.Context()) // the body is never read
-		return fiber.NewError(status, detail)
+		return fiber.NewError(status, detail) // ErrorHandler readies the connection
 	}
 }
 
@@ -87,43 +86,25 @@ func (r *rateLimiter) refusal(h *fasthttp.ResponseHeader, d ratelimit.Decision) 
 // in the handler; with authentication on, the token check is chained
 // before this one and has already set it from the verified token.
 func (r *rateLimiter) expect(prev func(*fasthttp.RequestCtx) int, ingestPrefix string, bare bareAnswerer) func(*fasthttp.RequestCtx) int {
+	prefix := []byte(ingestPrefix)
 	return func(ctx *fasthttp.RequestCtx) int {
 		if prev != nil {
 			if status := prev(ctx); status != fiber.StatusContinue {
 				return status
 			}
 		}
-		if !hasPrefix(ctx.URI().PathOriginal(), ingestPrefix) {
+		if !bytes.HasPrefix(ctx.URI().PathOriginal(), prefix) {
 			return fiber.StatusContinue
 		}
-		d := r.limit.Allow(r.key(&ctx.Request.Header, expectClientIP(ctx, r.trusted)))
+		d := r.limit.Allow(r.key(&ctx.Request.Header, originOf(ctx, r.trusted).clientIP))
 		ctx.SetUserValue(rateDecidedKey, true)
 		if d.Allowed {
 			setRateHeaders(&ctx.Response.Header, d)
 			return fiber.StatusContinue
 		}
 		status, detail := r.refusal(&ctx.Response.Header, d)
-		closeLingering(ctx) // for clients that send the body anyway
-		bare.answer(ctx, status, detail)
-		return status
+		return bare.refuseContinue(ctx, status, detail)
 	}
-}
-
-func hasPrefix(path []byte, prefix string) bool {
-	return len(path) >= len(prefix) && string(path[:len(prefix)]) == prefix
-}
-
-// expectClientIP is the client address of a request whose headers alone
-// have been read, as the access log will work it out.
-func expectClientIP(ctx *fasthttp.RequestCtx, trusted *clientip.Resolver) string {
-	if !trusted.Enabled() {
-		return ctx.RemoteIP().String()
-	}
-	peer, _ := netip.AddrFromSlice(ctx.RemoteIP())
-	return trusted.Resolve(clientip.Request{
-		Peer:         peer,
-		ForwardedFor: joinedValues(&ctx.Request.Header, fiber.HeaderXForwardedFor),
-	}).Client
 }
 
 // setRateHeaders writes Retry-After when refused, and the IETF draft's

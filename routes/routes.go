@@ -100,6 +100,11 @@ func Register(app *fiber.App, d Deps) {
 	if d.Metrics == nil {
 		d.Metrics = metrics.New(prometheus.NewRegistry())
 	}
+	// The auth failure series exist at 0, auth on or off (the reasons
+	// are package auth's to name).
+	for _, r := range auth.Reasons {
+		d.Metrics.AuthFailures.WithLabelValues(string(r))
+	}
 	if d.Admission.Requests == nil {
 		d.Admission.Requests = admission.New(admission.Options{Limit: 512})
 	}
