@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+
+	"github.com/atenex/gateway/genmap"
 )
 
 // cacheMaxAge bounds how long a verified token is taken on trust without
@@ -19,15 +21,10 @@ const cacheMaxAge = 5 * time.Minute
 // proxying the request itself (see BenchmarkVerify). Only successes are
 // kept, so a refused token is always checked anew.
 //
-// It is two generations of at most size/2 entries each: when the current
-// one fills, it becomes the previous and the oldest is dropped whole, so
-// memory stays bounded and a hit in the previous generation moves the
-// entry forward. This is an approximate LRU at O(1) per operation, with
-// no per-entry bookkeeping.
+// It holds at most size entries, in two generations (package genmap).
 type tokenCache struct {
-	mu       sync.Mutex
-	half     int
-	cur, old map[[sha256.Size]byte]cached
+	mu      sync.Mutex
+	entries *genmap.Map[[sha256.Size]byte, cached]
 }
 
 type cached struct {
@@ -41,22 +38,15 @@ func newTokenCache(size int) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	half := max(size/2, 1)
-	return &tokenCache{half: half, cur: make(map[[sha256.Size]byte]cached), old: map[[sha256.Size]byte]cached{}}
+	return &tokenCache{entries: genmap.New[[sha256.Size]byte, cached](size / 2)}
 }
 
 // get returns the identity tok verified as, if it did so recently and
 // has not expired since.
 func (c *tokenCache) get(key [sha256.Size]byte, now time.Time) (Identity, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.cur[key]
-	if !ok {
-		if e, ok = c.old[key]; ok {
-			delete(c.old, key)
-			c.putLocked(key, e)
-		}
-	}
+	e, ok := c.entries.Get(key)
+	c.mu.Unlock()
 	if !ok || !now.Before(e.until) {
 		return Identity{}, false
 	}
@@ -75,19 +65,12 @@ func (c *tokenCache) put(key [sha256.Size]byte, id Identity, now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.putLocked(key, cached{id: id, until: until})
-}
-
-func (c *tokenCache) putLocked(key [sha256.Size]byte, e cached) {
-	if len(c.cur) >= c.half {
-		c.old, c.cur = c.cur, make(map[[sha256.Size]byte]cached, c.half)
-	}
-	c.cur[key] = e
+	c.entries.Put(key, cached{id: id, until: until})
 }
 
 // len is the number of entries held, for tests.
 func (c *tokenCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.cur) + len(c.old)
+	return c.entries.Len()
 }

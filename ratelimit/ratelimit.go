@@ -13,6 +13,8 @@ import (
 	"hash/maphash"
 	"sync"
 	"time"
+
+	"github.com/atenex/gateway/genmap"
 )
 
 // Limit is a rate with a burst: Count requests per Period on average, up
@@ -68,16 +70,15 @@ func gcra(l Limit, tat, now int64) (Decision, int64) {
 
 // Memory is a Limiter in this process's memory, for one replica or for
 // tests. It holds at most MaxKeys keys: entries live in two generations
-// per shard; the older one is dropped when the newer fills, or once it is
-// older than the burst's window (its entries then all allow a full burst
-// again, as a missing key does). Under a flood of more distinct keys than
+// per shard (package genmap); the older one is dropped when the newer
+// fills, or once it is older than the burst's window (its entries then
+// all allow a full burst again, as a missing key does). Under a flood of more distinct keys than
 // MaxKeys, a key can be forgotten early and get a fresh burst; memory
 // stays bounded either way.
 type Memory struct {
 	limit  Limit
 	seed   maphash.Seed
 	shards [shardCount]shard
-	perGen int
 	window int64
 	now    func() int64
 }
@@ -85,18 +86,20 @@ type Memory struct {
 const shardCount = 64
 
 type shard struct {
-	mu       sync.Mutex
-	cur, old map[string]int64
-	rotated  int64
+	mu   sync.Mutex
+	tats *genmap.Map[string, int64] // theoretical arrival times
+	// rotated is when the current generation began, the generation
+	// being the rotations-th.
+	rotated   int64
+	rotations uint64
 }
 
 // NewMemory returns a memory store for l holding at most maxKeys keys.
 func NewMemory(l Limit, maxKeys int) *Memory {
-	m := &Memory{limit: l, seed: maphash.MakeSeed(), perGen: max(1, maxKeys/2/shardCount),
+	m := &Memory{limit: l, seed: maphash.MakeSeed(),
 		window: int64(l.interval()) * int64(l.Burst), now: func() int64 { return time.Now().UnixNano() }}
 	for i := range m.shards {
-		m.shards[i].cur = make(map[string]int64)
-		m.shards[i].old = make(map[string]int64)
+		m.shards[i].tats = genmap.New[string, int64](maxKeys / 2 / shardCount)
 	}
 	return m
 }
@@ -107,21 +110,17 @@ func (m *Memory) Allow(key string) Decision {
 	now := m.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.cur) >= m.perGen || now-s.rotated > m.window {
-		s.old, s.cur, s.rotated = s.cur, make(map[string]int64, len(s.cur)), now
+	if now-s.rotated > m.window {
+		s.tats.Rotate()
 	}
-	tat, ok := s.cur[key]
-	if !ok {
-		tat = s.old[key]
-	}
+	tat, known := s.tats.Get(key)
 	d, next := gcra(m.limit, tat, now)
-	if !ok && !d.Allowed && tat == 0 {
-		return d
+	if known || d.Allowed {
+		s.tats.Put(key, next)
 	}
-	if !ok {
-		delete(s.old, key)
+	if r := s.tats.Rotations(); r != s.rotations {
+		s.rotations, s.rotated = r, now
 	}
-	s.cur[key] = next
 	return d
 }
 
@@ -131,7 +130,7 @@ func (m *Memory) Len() int {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		n += len(s.cur) + len(s.old)
+		n += s.tats.Len()
 		s.mu.Unlock()
 	}
 	return n
