@@ -6,22 +6,18 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/atenex/gateway/auth"
+	"github.com/atenex/gateway/auth/authtest"
 	"github.com/atenex/gateway/config"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -51,54 +47,6 @@ const (
 	challengeScope   = `Bearer realm="gateway", error="insufficient_scope", error_description="token carries no company"`
 )
 
-// keyServer is a JWKS endpoint on 127.0.0.1 whose keys the test changes,
-// and which it can take down.
-type keyServer struct {
-	url     string
-	mu      sync.Mutex
-	keys    []map[string]string
-	down    atomic.Bool
-	fetches atomic.Int64
-}
-
-func startKeyServer(t testing.TB) *keyServer {
-	ks := &keyServer{}
-	ks.url = serveHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ks.fetches.Add(1)
-		if ks.down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		ks.mu.Lock()
-		defer ks.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"keys": ks.keys})
-	}))
-	return ks
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-// set replaces the served key set by these public keys, by kid.
-func (ks *keyServer) set(keys map[string]any) {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	ks.keys = nil
-	for kid, k := range keys {
-		switch k := k.(type) {
-		case *rsa.PublicKey:
-			ks.keys = append(ks.keys, map[string]string{"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-				"n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())})
-		case *ecdsa.PublicKey:
-			x, y := make([]byte, 32), make([]byte, 32)
-			k.X.FillBytes(x)
-			k.Y.FillBytes(y)
-			ks.keys = append(ks.keys, map[string]string{"kty": "EC", "kid": kid, "alg": "ES256", "use": "sig",
-				"crv": "P-256", "x": b64(x), "y": b64(y)})
-		}
-	}
-}
-
 // jwksMode turns on jwt mode with the test secret and the key server,
 // issuer and audience checked.
 func jwksMode(url string) func(*config.Config) {
@@ -119,19 +67,6 @@ func claims(edit func(jwt.MapClaims)) jwt.MapClaims {
 		edit(c)
 	}
 	return c
-}
-
-func signed(t testing.TB, m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(m, c)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // ingest sends GET /api/v1/ingest/echo with this Authorization (none
@@ -181,22 +116,22 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 func TestAuthTokens(t *testing.T) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ks := startKeyServer(t)
-	ks.set(map[string]any{"r1": &rsaKey.PublicKey, "e1": &ecKey.PublicKey})
+	ks := authtest.StartKeyServer(t)
+	ks.Set(map[string]any{"r1": &rsaKey.PublicKey, "e1": &ecKey.PublicKey})
 	m := startMock(t)
 	g := startGateway(t, m.url, func(c *config.Config) {
-		jwksMode(ks.url)(c)
+		jwksMode(ks.URL)(c)
 		c.MaxHeaderBytes = 128 << 10 // so that the 64 KiB token reaches the verifier, not the 431
 	})
 	hs := func(edit func(jwt.MapClaims)) string {
-		return "Bearer " + signed(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims(edit))
+		return "Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims(edit))
 	}
 	pubDER, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	good := []struct{ name, authz string }{
 		{"HS256", hs(nil)},
-		{"RS256 from the JWKS", "Bearer " + signed(t, jwt.SigningMethodRS256, rsaKey, "r1", claims(nil))},
-		{"ES256 from the JWKS", "Bearer " + signed(t, jwt.SigningMethodES256, ecKey, "e1", claims(nil))},
+		{"RS256 from the JWKS", "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, rsaKey, "r1", claims(nil))},
+		{"ES256 from the JWKS", "Bearer " + authtest.Sign(t, jwt.SigningMethodES256, ecKey, "e1", claims(nil))},
 		{"expired within the leeway", hs(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-10 * time.Second).Unix() })},
 	}
 	for _, tc := range good {
@@ -226,10 +161,10 @@ func TestAuthTokens(t *testing.T) {
 		{"nbf in the future", hs(func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Minute).Unix() }), 401, challengeInvalid, "not_yet_valid"},
 		{"wrong iss", hs(func(c jwt.MapClaims) { c["iss"] = "https://evil.test" }), 401, challengeInvalid, "issuer"},
 		{"wrong aud", hs(func(c jwt.MapClaims) { c["aud"] = "other" }), 401, challengeInvalid, "audience"},
-		{"alg none", "Bearer " + signed(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", claims(nil)), 401, challengeInvalid, "signature"},
-		{"HS256 keyed with the RSA public key", "Bearer " + signed(t, jwt.SigningMethodHS256, pubPEM, "r1", claims(nil)), 401, challengeInvalid, "signature"},
-		{"wrong secret", "Bearer " + signed(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", claims(nil)), 401, challengeInvalid, "signature"},
-		{"unknown kid", "Bearer " + signed(t, jwt.SigningMethodRS256, rsaKey, "nope", claims(nil)), 401, challengeInvalid, "signature"},
+		{"alg none", "Bearer " + authtest.Sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", claims(nil)), 401, challengeInvalid, "signature"},
+		{"HS256 keyed with the RSA public key", "Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, pubPEM, "r1", claims(nil)), 401, challengeInvalid, "signature"},
+		{"wrong secret", "Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32)), "", claims(nil)), 401, challengeInvalid, "signature"},
+		{"unknown kid", "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, rsaKey, "nope", claims(nil)), 401, challengeInvalid, "signature"},
 		{"bad base64", "Bearer !!!.@@@.###", 401, challengeInvalid, "malformed"},
 		{"64 KiB token", "Bearer " + strings.Repeat("a", 64<<10), 401, challengeInvalid, "malformed"},
 		{"no company claim", hs(func(c jwt.MapClaims) { delete(c, "company_id") }), 403, challengeScope, "no_company"},
@@ -321,37 +256,37 @@ func TestAuthOpenRoutes(t *testing.T) {
 func TestAuthKeyRotation(t *testing.T) {
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ks := startKeyServer(t)
-	ks.set(map[string]any{"k1": &k1.PublicKey})
+	ks := authtest.StartKeyServer(t)
+	ks.Set(map[string]any{"k1": &k1.PublicKey})
 	m := startMock(t)
-	g := startGateway(t, m.url, jwksMode(ks.url))
-	old := "Bearer " + signed(t, jwt.SigningMethodRS256, k1, "k1", claims(nil))
+	g := startGateway(t, m.url, jwksMode(ks.URL))
+	old := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k1, "k1", claims(nil))
 	eventually(t, 5*time.Second, "first key set", func() bool {
 		resp := ingest(t, g, old)
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	ks.set(map[string]any{"k2": &k2.PublicKey})
-	resp := ingest(t, g, "Bearer "+signed(t, jwt.SigningMethodRS256, k2, "k2", claims(nil)))
+	ks.Set(map[string]any{"k2": &k2.PublicKey})
+	resp := ingest(t, g, "Bearer "+authtest.Sign(t, jwt.SigningMethodRS256, k2, "k2", claims(nil)))
 	if resp.StatusCode != 200 {
 		t.Fatalf("token of the rotated-in key: got %d %q, want 200", resp.StatusCode, detailOf(t, resp))
 	}
 	resp.Body.Close()
 	// A token of the old key not seen before is refused (one already
 	// verified may be honoured from the token cache for up to 5 minutes).
-	fresh := "Bearer " + signed(t, jwt.SigningMethodRS256, k1, "k1", claims(func(c jwt.MapClaims) { c["jti"] = "fresh" }))
+	fresh := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k1, "k1", claims(func(c jwt.MapClaims) { c["jti"] = "fresh" }))
 	if resp := ingest(t, g, fresh); resp.StatusCode != 401 {
 		t.Errorf("token of the rotated-out key: got %d, want 401", resp.StatusCode)
 	}
-	before := ks.fetches.Load()
+	before := ks.Fetches.Load()
 	for i := range 50 {
-		resp := ingest(t, g, "Bearer "+signed(t, jwt.SigningMethodRS256, k2, fmt.Sprintf("random-%d", i), claims(nil)))
+		resp := ingest(t, g, "Bearer "+authtest.Sign(t, jwt.SigningMethodRS256, k2, fmt.Sprintf("random-%d", i), claims(nil)))
 		if resp.StatusCode != 401 {
 			t.Fatalf("unknown kid %d: got %d, want 401", i, resp.StatusCode)
 		}
 		resp.Body.Close()
 	}
-	if n := ks.fetches.Load() - before; n > 1 {
+	if n := ks.Fetches.Load() - before; n > 1 {
 		t.Errorf("50 unknown kids made %d key set fetches, want at most 1", n)
 	}
 }
@@ -360,20 +295,20 @@ func TestAuthKeyRotation(t *testing.T) {
 // down costs nothing but a logged, counted failure.
 func TestAuthKeyServerDown(t *testing.T) {
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ks := startKeyServer(t)
-	ks.set(map[string]any{"k1": &k1.PublicKey})
+	ks := authtest.StartKeyServer(t)
+	ks.Set(map[string]any{"k1": &k1.PublicKey})
 	m := startMock(t)
 	g := startGateway(t, m.url, func(c *config.Config) {
-		jwksMode(ks.url)(c)
+		jwksMode(ks.URL)(c)
 		c.JWKSRefresh = 50 * time.Millisecond
 	})
-	tok := "Bearer " + signed(t, jwt.SigningMethodRS256, k1, "k1", claims(nil))
+	tok := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k1, "k1", claims(nil))
 	eventually(t, 5*time.Second, "first key set", func() bool {
 		resp := ingest(t, g, tok)
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	ks.down.Store(true)
+	ks.Down.Store(true)
 	failed := `gateway_jwks_refreshes_total{result="error"}`
 	eventually(t, 5*time.Second, "a failed refresh counted", func() bool { return metric(t, g, failed) >= 1 })
 	if resp := ingest(t, g, tok); resp.StatusCode != 200 {
@@ -393,28 +328,28 @@ func TestAuthKeyServerDown(t *testing.T) {
 // without a restart.
 func TestAuthKeyServerDownAtStart(t *testing.T) {
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ks := startKeyServer(t)
-	ks.set(map[string]any{"k1": &k1.PublicKey})
-	ks.down.Store(true)
+	ks := authtest.StartKeyServer(t)
+	ks.Set(map[string]any{"k1": &k1.PublicKey})
+	ks.Down.Store(true)
 	m := startMock(t)
 	g := startGateway(t, m.url, func(c *config.Config) {
-		jwksMode(ks.url)(c)
+		jwksMode(ks.URL)(c)
 		c.JWKSRefresh = 50 * time.Millisecond
 	})
-	tok := "Bearer " + signed(t, jwt.SigningMethodRS256, k1, "k1", claims(nil))
+	tok := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k1, "k1", claims(nil))
 	resp := ingest(t, g, tok)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("WWW-Authenticate") != "" {
 		t.Errorf("got %d, Retry-After %q, WWW-Authenticate %q; want 503, a Retry-After and no challenge",
 			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("WWW-Authenticate"))
 	}
 	detailOf(t, resp)
-	if resp := ingest(t, g, "Bearer "+signed(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims(nil))); resp.StatusCode != 200 {
+	if resp := ingest(t, g, "Bearer "+authtest.Sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", claims(nil))); resp.StatusCode != 200 {
 		t.Errorf("HS256 while the key server is down: got %d, want 200", resp.StatusCode)
 	}
 	if v := metric(t, g, `gateway_auth_failures_total{reason="keys_unavailable"}`); v != 1 {
 		t.Errorf("keys_unavailable: got %v, want 1", v)
 	}
-	ks.down.Store(false)
+	ks.Down.Store(false)
 	eventually(t, 5*time.Second, "keys after the key server came up", func() bool {
 		resp := ingest(t, g, tok)
 		resp.Body.Close()

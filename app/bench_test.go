@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/atenex/gateway/app"
+	"github.com/atenex/gateway/auth/authtest"
 	"github.com/atenex/gateway/config"
 	"github.com/atenex/gateway/ingestmock"
 	"github.com/atenex/gateway/logging"
@@ -54,7 +55,7 @@ func benchClient(addr string) *fasthttp.HostClient {
 
 // BenchmarkProxyGet is a small GET through the proxy: the request-rate case.
 func BenchmarkProxyGet(b *testing.B) {
-	benchGet(b, benchClient(benchGateway(b)))
+	benchGet(b, benchClient(benchGateway(b)), "")
 }
 
 // BenchmarkProxyGetRateLimited is BenchmarkProxyGet with a rate limit no
@@ -65,15 +66,17 @@ func BenchmarkProxyGetRateLimited(b *testing.B) {
 		c.RateLimitCount, c.RateLimitPeriod, c.RateLimitBurst = 1<<30, time.Second, 1<<30
 	}
 	b.Run("memory", func(b *testing.B) {
-		benchGet(b, benchClient(benchGateway(b, limit)))
+		benchGet(b, benchClient(benchGateway(b, limit)), "")
 	})
 	b.Run("redis", func(b *testing.B) {
 		srv := redistest.Start(b)
-		benchGet(b, benchClient(benchGateway(b, limit, func(c *config.Config) { c.RateLimitStore = srv.URL() })))
+		benchGet(b, benchClient(benchGateway(b, limit, func(c *config.Config) { c.RateLimitStore = srv.URL() })), "")
 	})
 }
 
-func benchGet(b *testing.B, client *fasthttp.HostClient) {
+// benchGet sends small GETs through client in parallel, with this
+// Authorization when not empty.
+func benchGet(b *testing.B, client *fasthttp.HostClient, authorization string) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -82,6 +85,9 @@ func benchGet(b *testing.B, client *fasthttp.HostClient) {
 		defer fasthttp.ReleaseResponse(resp)
 		for pb.Next() {
 			req.SetRequestURI("http://gw/api/v1/ingest/ping")
+			if authorization != "" {
+				req.Header.Set("Authorization", authorization)
+			}
 			if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 				b.Fatalf("got %d, %v", resp.StatusCode(), err)
 			}
@@ -98,21 +104,21 @@ func benchGet(b *testing.B, client *fasthttp.HostClient) {
 func BenchmarkProxyGetJWT(b *testing.B) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ks := startKeyServer(b)
-	ks.set(map[string]any{"r1": &rsaKey.PublicKey, "e1": &ecKey.PublicKey})
+	ks := authtest.StartKeyServer(b)
+	ks.Set(map[string]any{"r1": &rsaKey.PublicKey, "e1": &ecKey.PublicKey})
 	toks := []struct {
 		name string
 		tok  string
 	}{
-		{"HS256", signed(b, jwt.SigningMethodHS256, []byte(testSecret), "", claims(nil))},
-		{"RS256", signed(b, jwt.SigningMethodRS256, rsaKey, "r1", claims(nil))},
-		{"ES256", signed(b, jwt.SigningMethodES256, ecKey, "e1", claims(nil))},
+		{"HS256", authtest.Sign(b, jwt.SigningMethodHS256, []byte(testSecret), "", claims(nil))},
+		{"RS256", authtest.Sign(b, jwt.SigningMethodRS256, rsaKey, "r1", claims(nil))},
+		{"ES256", authtest.Sign(b, jwt.SigningMethodES256, ecKey, "e1", claims(nil))},
 	}
 	for _, cache := range []struct {
 		name string
 		size int
 	}{{"full", 0}, {"cached", 10000}} {
-		client := benchClient(benchGateway(b, jwksMode(ks.url), func(c *config.Config) { c.JWTCacheSize = cache.size }))
+		client := benchClient(benchGateway(b, jwksMode(ks.URL), func(c *config.Config) { c.JWTCacheSize = cache.size }))
 		for _, tc := range toks {
 			b.Run(tc.name+"/"+cache.name, func(b *testing.B) {
 				authz := "Bearer " + tc.tok
@@ -123,22 +129,7 @@ func BenchmarkProxyGetJWT(b *testing.B) {
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-					defer fasthttp.ReleaseRequest(req)
-					defer fasthttp.ReleaseResponse(resp)
-					for pb.Next() {
-						req.SetRequestURI("http://gw/api/v1/ingest/ping")
-						req.Header.Set("Authorization", authz)
-						if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-							b.Fatalf("got %d, %v", resp.StatusCode(), err)
-						}
-						io.Copy(io.Discard, resp.BodyStream())
-						resp.CloseBodyStream()
-					}
-				})
+				benchGet(b, client, authz)
 			})
 		}
 	}

@@ -333,7 +333,7 @@ func claimString(claims map[string]any, path string) string {
 }
 
 // DevToken mints an HS256 token for local development (gateway token):
-// the company at claimPath, sub and email at the default claims, valid
+// the company at the companyClaim path, sub and email at the default claims, valid
 // for ttl, signed with secret.
 func DevToken(secret []byte, companyClaim, company, user, email string, ttl time.Duration) (string, error) {
 	if len(secret) < 32 {

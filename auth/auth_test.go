@@ -7,85 +7,16 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
-	"math/big"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/atenex/gateway/auth/authtest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
 const secret = "0123456789abcdef0123456789abcdef"
-
-// keyServer is a JWKS endpoint on 127.0.0.1 whose key set the test changes.
-type keyServer struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	keys    []map[string]string
-	down    atomic.Bool
-	fetches atomic.Int64
-}
-
-func newKeyServer(t testing.TB) *keyServer {
-	ks := &keyServer{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ks.fetches.Add(1)
-		if ks.down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		ks.mu.Lock()
-		defer ks.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"keys": ks.keys})
-	})}}
-	ks.srv.Start()
-	t.Cleanup(ks.srv.Close)
-	return ks
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-func (ks *keyServer) setRSA(kid string, k *rsa.PublicKey) {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	ks.keys = []map[string]string{{"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-		"n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}}
-}
-
-func (ks *keyServer) addEC(kid string, k *ecdsa.PublicKey) {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	x, y := make([]byte, 32), make([]byte, 32)
-	k.X.FillBytes(x)
-	k.Y.FillBytes(y)
-	ks.keys = append(ks.keys, map[string]string{"kty": "EC", "kid": kid, "alg": "ES256", "use": "sig",
-		"crv": "P-256", "x": b64(x), "y": b64(y)})
-}
-
-func sign(t testing.TB, m jwt.SigningMethod, key any, kid string, claims jwt.MapClaims) string {
-	tok := jwt.NewWithClaims(m, claims)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func good() jwt.MapClaims {
 	return jwt.MapClaims{"sub": "u1", "company_id": "acme", "email": "a@acme.test",
@@ -132,41 +63,40 @@ func waitReady(t testing.TB, v *Verifier) {
 func TestVerifyTable(t *testing.T) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ks := newKeyServer(t)
-	ks.setRSA("r1", &rsaKey.PublicKey)
-	ks.addEC("e1", &ecKey.PublicKey)
-	v := newVerifier(t, ks.srv.URL)
+	ks := authtest.StartKeyServer(t)
+	ks.Set(map[string]any{"r1": &rsaKey.PublicKey, "e1": &ecKey.PublicKey})
+	v := newVerifier(t, ks.URL)
 	waitReady(t, v)
 
 	pubDER, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	hs := jwt.SigningMethodHS256
-	none := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", good())
+	none := authtest.Sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", good())
 	huge := "Bearer " + strings.Repeat("a", 64<<10)
 
 	cases := []struct {
 		name, header string
 		want         Reason
 	}{
-		{"HS256 good", "Bearer " + sign(t, hs, []byte(secret), "", good()), ""},
-		{"RS256 good", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, "r1", good()), ""},
-		{"ES256 good", "Bearer " + sign(t, jwt.SigningMethodES256, ecKey, "e1", good()), ""},
-		{"lower-case scheme", "bearer " + sign(t, hs, []byte(secret), "", good()), ""},
+		{"HS256 good", "Bearer " + authtest.Sign(t, hs, []byte(secret), "", good()), ""},
+		{"RS256 good", "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, rsaKey, "r1", good()), ""},
+		{"ES256 good", "Bearer " + authtest.Sign(t, jwt.SigningMethodES256, ecKey, "e1", good()), ""},
+		{"lower-case scheme", "bearer " + authtest.Sign(t, hs, []byte(secret), "", good()), ""},
 		{"missing", "", ReasonMissing},
 		{"basic scheme", "Basic dXNlcjpwYXNz", ReasonMalformed},
 		{"bearer without token", "Bearer ", ReasonMalformed},
-		{"expired", "Bearer " + sign(t, hs, []byte(secret), "", with("exp", time.Now().Add(-time.Minute).Unix())), ReasonExpired},
-		{"expired within leeway", "Bearer " + sign(t, hs, []byte(secret), "", with("exp", time.Now().Add(-10*time.Second).Unix())), ""},
-		{"nbf in future", "Bearer " + sign(t, hs, []byte(secret), "", with("nbf", time.Now().Add(time.Minute).Unix())), ReasonNotYetValid},
-		{"wrong iss", "Bearer " + sign(t, hs, []byte(secret), "", with("iss", "https://evil.test")), ReasonIssuer},
-		{"wrong aud", "Bearer " + sign(t, hs, []byte(secret), "", with("aud", "other")), ReasonAudience},
+		{"expired", "Bearer " + authtest.Sign(t, hs, []byte(secret), "", with("exp", time.Now().Add(-time.Minute).Unix())), ReasonExpired},
+		{"expired within leeway", "Bearer " + authtest.Sign(t, hs, []byte(secret), "", with("exp", time.Now().Add(-10*time.Second).Unix())), ""},
+		{"nbf in future", "Bearer " + authtest.Sign(t, hs, []byte(secret), "", with("nbf", time.Now().Add(time.Minute).Unix())), ReasonNotYetValid},
+		{"wrong iss", "Bearer " + authtest.Sign(t, hs, []byte(secret), "", with("iss", "https://evil.test")), ReasonIssuer},
+		{"wrong aud", "Bearer " + authtest.Sign(t, hs, []byte(secret), "", with("aud", "other")), ReasonAudience},
 		{"alg none", "Bearer " + none, ReasonSignature},
-		{"HS256 signed with the RSA public key", "Bearer " + sign(t, hs, pubPEM, "r1", good()), ReasonSignature},
-		{"wrong secret", "Bearer " + sign(t, hs, []byte(strings.Repeat("x", 32)), "", good()), ReasonSignature},
-		{"unknown kid", "Bearer " + sign(t, jwt.SigningMethodRS256, rsaKey, "nope", good()), ReasonSignature},
+		{"HS256 signed with the RSA public key", "Bearer " + authtest.Sign(t, hs, pubPEM, "r1", good()), ReasonSignature},
+		{"wrong secret", "Bearer " + authtest.Sign(t, hs, []byte(strings.Repeat("x", 32)), "", good()), ReasonSignature},
+		{"unknown kid", "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, rsaKey, "nope", good()), ReasonSignature},
 		{"bad base64", "Bearer !!!.@@@.###", ReasonMalformed},
 		{"64 KiB token", huge, ReasonMalformed},
-		{"no company claim", "Bearer " + sign(t, hs, []byte(secret), "", with("company_id", nil)), ReasonNoCompany},
+		{"no company claim", "Bearer " + authtest.Sign(t, hs, []byte(secret), "", with("company_id", nil)), ReasonNoCompany},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -195,7 +125,7 @@ func TestNestedCompanyClaim(t *testing.T) {
 	}
 	c := good()
 	c["app_metadata"] = map[string]any{"company_id": "supa"}
-	id, f := v.Verify(context.Background(), "Bearer "+sign(t, jwt.SigningMethodHS256, []byte(secret), "", c))
+	id, f := v.Verify(context.Background(), "Bearer "+authtest.Sign(t, jwt.SigningMethodHS256, []byte(secret), "", c))
 	if f != nil || id.CompanyID != "supa" {
 		t.Fatalf("%+v %v", id, f)
 	}
@@ -204,18 +134,18 @@ func TestNestedCompanyClaim(t *testing.T) {
 func TestRotationAndServerDown(t *testing.T) {
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ks := newKeyServer(t)
-	ks.setRSA("k1", &k1.PublicKey)
-	v := newVerifier(t, ks.srv.URL)
+	ks := authtest.StartKeyServer(t)
+	ks.Set(map[string]any{"k1": &k1.PublicKey})
+	v := newVerifier(t, ks.URL)
 	waitReady(t, v)
-	t1 := "Bearer " + sign(t, jwt.SigningMethodRS256, k1, "k1", good())
+	t1 := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k1, "k1", good())
 	if _, f := v.Verify(context.Background(), t1); f != nil {
 		t.Fatal(f)
 	}
 	// Rotation: the server now serves k2 only; a token naming k2 makes
 	// the verifier refresh (unknown kid), without a restart.
-	ks.setRSA("k2", &k2.PublicKey)
-	t2 := "Bearer " + sign(t, jwt.SigningMethodRS256, k2, "k2", good())
+	ks.Set(map[string]any{"k2": &k2.PublicKey})
+	t2 := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k2, "k2", good())
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, f := v.Verify(context.Background(), t2)
@@ -228,13 +158,13 @@ func TestRotationAndServerDown(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // the unknown-kid refresh is rate limited to 50 ms
 	}
 	// Server down: cached k2 keeps working, failed refreshes counted by the server.
-	ks.down.Store(true)
-	before := ks.fetches.Load()
+	ks.Down.Store(true)
+	before := ks.Fetches.Load()
 	for i := 0; i < 5; i++ {
-		v.Verify(context.Background(), "Bearer "+sign(t, jwt.SigningMethodRS256, k2, "unknown", good()))
+		v.Verify(context.Background(), "Bearer "+authtest.Sign(t, jwt.SigningMethodRS256, k2, "unknown", good()))
 		time.Sleep(60 * time.Millisecond)
 	}
-	if ks.fetches.Load() == before {
+	if ks.Fetches.Load() == before {
 		t.Fatal("no refresh attempted while down")
 	}
 	if _, f := v.Verify(context.Background(), t2); f != nil {
@@ -244,19 +174,19 @@ func TestRotationAndServerDown(t *testing.T) {
 
 func TestKeysUnavailableAtStart(t *testing.T) {
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ks := newKeyServer(t)
-	ks.down.Store(true)
-	ks.setRSA("k1", &k1.PublicKey)
-	v := newVerifier(t, ks.srv.URL)
-	tok := "Bearer " + sign(t, jwt.SigningMethodRS256, k1, "k1", good())
+	ks := authtest.StartKeyServer(t)
+	ks.Down.Store(true)
+	ks.Set(map[string]any{"k1": &k1.PublicKey})
+	v := newVerifier(t, ks.URL)
+	tok := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k1, "k1", good())
 	if _, f := v.Verify(context.Background(), tok); f == nil || f.Reason != ReasonKeysUnavailable {
 		t.Fatalf("want keys_unavailable, got %v", f)
 	}
 	// HMAC tokens do not depend on the key server.
-	if _, f := v.Verify(context.Background(), "Bearer "+sign(t, jwt.SigningMethodHS256, []byte(secret), "", good())); f != nil {
+	if _, f := v.Verify(context.Background(), "Bearer "+authtest.Sign(t, jwt.SigningMethodHS256, []byte(secret), "", good())); f != nil {
 		t.Fatal(f)
 	}
-	ks.down.Store(false)
+	ks.Down.Store(false)
 	waitReady(t, v)
 	if _, f := v.Verify(context.Background(), tok); f != nil {
 		t.Fatal(f)
@@ -264,7 +194,7 @@ func TestKeysUnavailableAtStart(t *testing.T) {
 }
 
 func FuzzVerify(f *testing.F) {
-	f.Add("Bearer " + sign(f, jwt.SigningMethodHS256, []byte(secret), "", good()))
+	f.Add("Bearer " + authtest.Sign(f, jwt.SigningMethodHS256, []byte(secret), "", good()))
 	f.Add("Bearer a.b.c")
 	f.Add("")
 	f.Add("Bearer eyJhbGciOiJub25lIn0.e30.")

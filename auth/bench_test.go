@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"testing"
 
+	"github.com/atenex/gateway/auth/authtest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -18,20 +19,19 @@ import (
 func BenchmarkVerify(b *testing.B) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ks := newKeyServer(b)
-	ks.setRSA("r1", &rsaKey.PublicKey)
-	ks.addEC("e1", &ecKey.PublicKey)
-	v := newVerifier(b, ks.srv.URL)
-	cachedV := newVerifier(b, ks.srv.URL, func(c *Config) { c.CacheSize = 10000 })
+	ks := authtest.StartKeyServer(b)
+	ks.Set(map[string]any{"r1": &rsaKey.PublicKey, "e1": &ecKey.PublicKey})
+	v := newVerifier(b, ks.URL)
+	cachedV := newVerifier(b, ks.URL, func(c *Config) { c.CacheSize = 10000 })
 	waitReady(b, v)
 	waitReady(b, cachedV)
 	for _, bc := range []struct {
 		name string
 		tok  string
 	}{
-		{"HS256", sign(b, jwt.SigningMethodHS256, []byte(secret), "", good())},
-		{"RS256", sign(b, jwt.SigningMethodRS256, rsaKey, "r1", good())},
-		{"ES256", sign(b, jwt.SigningMethodES256, ecKey, "e1", good())},
+		{"HS256", authtest.Sign(b, jwt.SigningMethodHS256, []byte(secret), "", good())},
+		{"RS256", authtest.Sign(b, jwt.SigningMethodRS256, rsaKey, "r1", good())},
+		{"ES256", authtest.Sign(b, jwt.SigningMethodES256, ecKey, "e1", good())},
 	} {
 		for _, vc := range []struct {
 			name string

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atenex/gateway/auth/authtest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -69,13 +70,13 @@ func TestTokenCacheBounded(t *testing.T) {
 func TestVerifyCache(t *testing.T) {
 	k1, _ := rsa.GenerateKey(rand.Reader, 2048)
 	k2, _ := rsa.GenerateKey(rand.Reader, 2048)
-	ks := newKeyServer(t)
-	ks.setRSA("k1", &k1.PublicKey)
+	ks := authtest.StartKeyServer(t)
+	ks.Set(map[string]any{"k1": &k1.PublicKey})
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	v, err := New(ctx, Config{Secret: []byte(secret), JWKSURL: ks.srv.URL, Algorithms: []string{"HS256", "RS256"},
+	v, err := New(ctx, Config{Secret: []byte(secret), JWKSURL: ks.URL, Algorithms: []string{"HS256", "RS256"},
 		CompanyClaim: "company_id", UserClaim: "sub", EmailClaim: "email", UnknownKIDEvery: 50 * time.Millisecond,
 		CacheSize: 16, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
 	if err != nil {
@@ -84,14 +85,14 @@ func TestVerifyCache(t *testing.T) {
 	waitReady(t, v)
 	c := good()
 	c["exp"] = time.Now().Add(24 * time.Hour).Unix()
-	tok := "Bearer " + sign(t, jwt.SigningMethodRS256, k1, "k1", c)
+	tok := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k1, "k1", c)
 	if _, f := v.Verify(context.Background(), tok); f != nil {
 		t.Fatal(f)
 	}
 	if n := v.cache.len(); n != 1 {
 		t.Fatalf("cache holds %d after one good token, want 1", n)
 	}
-	bad := "Bearer " + sign(t, jwt.SigningMethodHS256, []byte("wrong-wrong-wrong-wrong-wrong-wrong"), "", c)
+	bad := "Bearer " + authtest.Sign(t, jwt.SigningMethodHS256, []byte("wrong-wrong-wrong-wrong-wrong-wrong"), "", c)
 	for range 2 {
 		if _, f := v.Verify(context.Background(), bad); f == nil || f.Reason != ReasonSignature {
 			t.Fatalf("bad token: got %v, want signature", f)
@@ -101,8 +102,8 @@ func TestVerifyCache(t *testing.T) {
 		t.Fatalf("cache holds %d after refused tokens, want 1", n)
 	}
 	// Withdraw k1: the next unknown kid refreshes the key set to k2 only.
-	ks.setRSA("k2", &k2.PublicKey)
-	t2 := "Bearer " + sign(t, jwt.SigningMethodRS256, k2, "k2", c)
+	ks.Set(map[string]any{"k2": &k2.PublicKey})
+	t2 := "Bearer " + authtest.Sign(t, jwt.SigningMethodRS256, k2, "k2", c)
 	deadline := time.Now().Add(5 * time.Second)
 	for _, f := v.Verify(context.Background(), t2); f != nil; _, f = v.Verify(context.Background(), t2) {
 		if time.Now().After(deadline) {

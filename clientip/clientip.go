@@ -57,7 +57,7 @@ func (r *Resolver) Trusts(a netip.Addr) bool {
 	if r == nil {
 		return false
 	}
-	a = a.Unmap().WithZone("")
+	a = plain(a)
 	for _, p := range r.trusted {
 		if p.Contains(a) {
 			return true
@@ -104,7 +104,7 @@ const maxHops = 32
 // address to its right, or the peer), because nothing to its left can be:
 // that is how a spoofed entry from the client stays harmless.
 func (r *Resolver) Resolve(q Request) Origin {
-	peer := q.Peer.Unmap().WithZone("").String()
+	peer := plain(q.Peer).String()
 	o := Origin{Client: peer, ForwardedFor: peer, Proto: "http", Host: q.Host}
 	if q.TLS {
 		o.Proto = "https"
@@ -141,25 +141,29 @@ func (r *Resolver) Resolve(q Request) Origin {
 	return o
 }
 
+// plain is a without an IPv4-in-IPv6 mapping or a zone, the form the
+// trusted networks and the logs use.
+func plain(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
+
 // parseEntry reads one X-Forwarded-For entry: an IPv4 or IPv6 address,
 // optionally bracketed or with a port, as some proxies append one.
 func parseEntry(s string) (netip.Addr, bool) {
 	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone(""), true
+		return plain(a), true
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone(""), true
+		return plain(ap.Addr()), true
 	}
 	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
 		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
-			return a.Unmap().WithZone(""), true
+			return plain(a), true
 		}
 	}
 	return netip.Addr{}, false
 }
 
 // lastValue is the right-most element of a comma list, the one the
-// nearest proxy set, lower-cased only by the caller that needs it.
+// nearest proxy set, trimmed and lower-cased.
 func lastValue(s string) string {
 	if i := strings.LastIndexByte(s, ','); i >= 0 {
 		s = s[i+1:]

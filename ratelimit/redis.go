@@ -117,7 +117,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		client:   redis.NewClient(opt),
 		script:   redis.NewScript(gcraScript),
 		limit:    o.Limit,
-		interval: strconv.FormatFloat(float64(o.Limit.Period)/float64(o.Limit.Count)/float64(time.Microsecond), 'f', -1, 64),
+		interval: strconv.FormatFloat(float64(o.Limit.interval())/float64(time.Microsecond), 'f', -1, 64),
 		burst:    strconv.Itoa(o.Limit.Burst),
 		o:        o,
 	}, nil
